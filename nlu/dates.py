@@ -1,0 +1,224 @@
+"""Dates and times in five languages, resolved to ISO 8601 in the customer's time zone.
+
+`date` values are ISO dates ("2024-05-10"); `time` values are ISO datetimes with offset
+("2024-05-10T18:00:00+02:00") or, for ranges ("after 6", "hasta las 6", "between 2 and 4pm"),
+a dict {"from": iso | None, "to": iso | None} like Duckling's intervals. A bare hour from 1 to 7
+without am/pm is read as afternoon (delivery hours); a time already past today, with no date
+given, means tomorrow.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nlu.types import Entity
+
+_RELATIVE = {
+    0: r"today|tonight|this (?:morning|afternoon|evening)|hoy|esta (?:manana|tarde|noche)|aujourd'?hui|auj|ce soir|cet apres-midi"
+       r"|ce matin|heute|hoje|hj|esta noite",
+    1: r"tomorrow|tomorow|tommorow|tmrw|tmr|tomoz|2moro|2morrow|(?<!la )(?<!esta )(?<!por )manana|demain|dem1"
+       r"|(?<!am )(?<!heute )(?<!guten )morgen|amanha",
+    2: r"(?:the )?day after tomorrow|pasado manana|apres[- ]demain|ubermorgen|uebermorgen|depois de amanha",
+}
+_WEEKDAYS = [
+    r"monday|lunes|lundi|montag|segunda(?:-feira| feira)?",
+    r"tuesday|tues|martes|mardi|dienstag|terca(?:-feira| feira)?",
+    r"wednesday|weds|miercoles|mercredi|mittwoch|quarta(?:-feira| feira)?",
+    r"thursday|thurs|jueves|jeudi|donnerstag|quinta(?:-feira| feira)?",
+    r"friday|viernes|vendredi|freitag|sexta(?:-feira| feira)?",
+    r"saturday|sabado|samedi|samstag|sonnabend",
+    r"sunday|domingo|dimanche|sonntag",
+]
+_MONTHS = [
+    r"january|jan|enero|janvier|januar|janeiro", r"february|feb|febrero|fevrier|februar|fevereiro",
+    r"march|mar|marzo|mars|marz|maerz|marco", r"april|apr|abril|avril",
+    r"may|mayo|mai|maio", r"june|jun|junio|juin|juni|junho", r"july|jul|julio|juillet|juli|julho",
+    r"august|aug|agosto|aout", r"september|sept|sep|septiembre|setiembre|septembre|setembro",
+    r"october|oct|octubre|octobre|oktober|outubro", r"november|nov|noviembre|novembre|novembro",
+    r"december|dec|diciembre|decembre|dezember|dezembro",
+]
+_NEXT = r"next|this|on|el|este|el proximo|proximo|le|ce|prochain|am|nachsten|kommenden|diesen|na|no|proxima|nesta|neste|esta"
+
+_B = r"(?<![\w])"
+_E = r"(?![\w])"
+_RELATIVE_RE = re.compile(_B + "(" + "|".join(f"(?P<rel{k}>{p})" for k, p in _RELATIVE.items()) + ")" + _E)
+_WEEKDAY_RE = re.compile(
+    _B + rf"(?:(?P<next>{_NEXT})\s+)?(?:" + "|".join(f"(?P<wd{i}>{p})" for i, p in enumerate(_WEEKDAYS))
+    + r")(?:\s+(?P<after>que viene|prochain|qui vient|next week))?" + _E)
+_MONTH_ALT = "|".join(f"(?P<mo{i}>{p})" for i, p in enumerate(_MONTHS))
+_DAY_MONTH_RE = re.compile(
+    _B + r"(?P<d>[0-3]?\d)(?:st|nd|rd|th|er|\.|º)?\s*(?:de\s+|of\s+)?(?:" + _MONTH_ALT + r")\.?" + _E)
+_MONTH_DAY_RE = re.compile(_B + "(?:" + _MONTH_ALT + r")\.?\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?" + _E)
+_NUMERIC_RE = re.compile(_B + r"(?:(?P<y>\d{4})-(?P<m1>\d{1,2})-(?P<d1>\d{1,2})|(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<c>\d{2,4}))" + _E)
+
+_SHORT_NUMERIC_RE = re.compile(
+    _B + r"(?:on|el|le|am|no|dia|del|du|vom|for|para el|pour le|the)\s+(?P<a>[0-3]?\d)[/.](?P<b>[01]?\d)(?![\w/])")
+_TP = (r"(?P<{p}h>[01]?\d|2[0-3])(?:(?:[:.]|h)(?P<{p}m>[0-5]\d))?"
+       r"(?:\s*(?P<{p}s>a\.?m\.?|p\.?m\.?|hs|hrs|h|uhr|heures?|horas?|o'?clock))?(?![\w/])")
+_AT = r"at|@|a las|a la|las|a|um|as|pelas|por volta das|vers|gegen|around|about|hacia las|sobre las|ca\.?"
+_FROM = (r"after|from|since|any ?time after|not before|desde las|desde|despues de las|despues de|a partir de las|a partir de"
+         r"|apres|des|ab|nach|seit|depois das|depois de|a partir das|no antes de las")
+_TO = (r"before|until|till|til|by|not until|hasta las|hasta la|hasta|antes de las|antes de|avant|jusqu'?a|bis|vor"
+       r"|ate as|ate|antes das|antes de")
+_JOIN = r"and|y|et|und|e|to|a|-|–|bis|hasta|ate|as"
+_INTERVAL_RE = re.compile(_B + rf"(?:between|entre|zwischen|from|de|desde|von|das)\s+(?:las\s+)?{_TP.format(p='a')}"
+                          rf"\s*(?:{_JOIN})\s*(?:las\s+)?{_TP.format(p='b')}")
+_BOUND_RE = re.compile(_B + rf"(?:(?P<from>{_FROM})|(?P<to>{_TO}))\s+(?:(?:{_AT})\s+)?{_TP.format(p='a')}")
+_POINT_RE = re.compile(_B + rf"(?:(?P<at>{_AT})\s+)?{_TP.format(p='a')}")
+_NOON_RE = re.compile(_B + r"(?:noon|midday|mediodia|midi|mittag|meio-dia|meio dia)" + _E)
+_PERIODS = {
+    "morning": (8, 12), "afternoon": (12, 18), "evening": (18, 21),
+}
+_PERIOD_RE = re.compile(_B + r"(?:(?P<morning>morning|por la manana|en la manana|matin|vormittag|morgens|am morgen|de manha|pela manha)"
+                        r"|(?P<afternoon>afternoon|por la tarde|en la tarde|apres-midi|nachmittags?|a tarde|de tarde|pela tarde)"
+                        r"|(?P<evening>evening|tonight|por la noche|ce soir|le soir|abends?|a noite|de noite))" + _E)
+
+
+def fold_keep_length(text: str) -> str:
+    """Lowercase without accents, one character for one: offsets stay valid."""
+    out = []
+    for ch in text.lower():
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if len(base) == 1 else ch)
+    return "".join(out).replace("’", "'")
+
+
+def zone(timezone: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _group_index(match: re.Match, prefix: str) -> int | None:
+    for name, value in match.groupdict().items():
+        if value is not None and name.startswith(prefix) and name[len(prefix):].isdigit():
+            return int(name[len(prefix):])
+    return None
+
+
+def _safe_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def find_dates(folded: str, today: date, month_first: bool = False) -> list[tuple[int, int, date]]:
+    found: list[tuple[int, int, date]] = []
+    for m in _RELATIVE_RE.finditer(folded):
+        k = _group_index(m, "rel")
+        found.append((m.start(), m.end(), today + timedelta(days=k or 0)))
+    for m in _WEEKDAY_RE.finditer(folded):
+        wd = _group_index(m, "wd")
+        ahead = (wd - today.weekday()) % 7 or 7
+        found.append((m.start(), m.end(), today + timedelta(days=ahead)))
+    for regex in (_DAY_MONTH_RE, _MONTH_DAY_RE):
+        for m in regex.finditer(folded):
+            d = _safe_date(today.year, _group_index(m, "mo") + 1, int(m.group("d")))
+            if d and d < today - timedelta(days=60):
+                d = _safe_date(today.year + 1, d.month, d.day)
+            if d:
+                found.append((m.start(), m.end(), d))
+    for m in _NUMERIC_RE.finditer(folded):
+        if m.group("y"):
+            d = _safe_date(int(m.group("y")), int(m.group("m1")), int(m.group("d1")))
+        else:
+            a, b, c = int(m.group("a")), int(m.group("b")), int(m.group("c"))
+            year = c + 2000 if c < 100 else c
+            d = _safe_date(year, a, b) if month_first else _safe_date(year, b, a)
+        if d:
+            found.append((m.start(), m.end(), d))
+    for m in _SHORT_NUMERIC_RE.finditer(folded):
+        a, b = int(m.group("a")), int(m.group("b"))
+        d = _safe_date(today.year, a, b) if month_first else _safe_date(today.year, b, a)
+        if d and d < today - timedelta(days=60):
+            d = _safe_date(today.year + 1, d.month, d.day)
+        if d:
+            found.append((m.start("a"), m.end(), d))
+    return _drop_overlaps(found)
+
+
+def _hour(match: re.Match, p: str, default_suffix: str | None = None) -> tuple[int, int] | None:
+    h, m = int(match.group(p + "h")), int(match.group(p + "m") or 0)
+    suffix = (match.group(p + "s") or default_suffix or "").replace(".", "")
+    if suffix in ("am", "pm") and not 1 <= h <= 12:
+        return None
+    if suffix == "pm" and h < 12:
+        h += 12
+    elif suffix == "am" and h == 12:
+        h = 0
+    elif not suffix.startswith(("a", "p")) and 1 <= h <= 7 and not match.group(p + "h").startswith("0"):
+        h += 12
+    return h, m
+
+
+def find_times(folded: str) -> list[tuple[int, int, tuple | None, tuple | None]]:
+    """(start, end, from (h, m) or None, to (h, m) or None); a point has from == to."""
+    found: list[tuple[int, int, tuple | None, tuple | None]] = []
+    for m in _INTERVAL_RE.finditer(folded):
+        second_suffix = (m.group("bs") or "").replace(".", "")
+        a = _hour(m, "a", second_suffix if second_suffix in ("am", "pm") else None)
+        b = _hour(m, "b")
+        if a and b:
+            found.append((m.start(), m.end(), a, b))
+    for m in _BOUND_RE.finditer(folded):
+        t = _hour(m, "a")
+        if t:
+            found.append((m.start(), m.end(), t if m.group("from") else None, None if m.group("from") else t))
+    for m in _POINT_RE.finditer(folded):
+        if not (m.group("at") or m.group("am") or m.group("as")):
+            continue  # a bare number is not a time
+        if m.group("at") and not (m.group("am") or m.group("as")) and m.group("at") in ("a", "as", "las", "um"):
+            if not re.match(r"\s*(?:$|[,.!?]|y |and |e |et |und |or |o |ou |oder |por |in |de |pm|am)", folded[m.end():]):
+                continue  # "a 3 personas": keep bare hours after short prepositions only at a phrase end
+        t = _hour(m, "a")
+        if t:
+            found.append((m.start(), m.end(), t, t))
+    for m in _NOON_RE.finditer(folded):
+        found.append((m.start(), m.end(), (12, 0), (12, 0)))
+    for m in _PERIOD_RE.finditer(folded):
+        for name, (start_h, end_h) in _PERIODS.items():
+            if m.group(name):
+                found.append((m.start(), m.end(), (start_h, 0), (end_h, 0)))
+    return _drop_overlaps(found)
+
+
+def _drop_overlaps(spans: list) -> list:
+    """Keep the longest of overlapping spans, in text order."""
+    kept: list = []
+    for span in sorted(spans, key=lambda s: (-(s[1] - s[0]), s[0])):
+        if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s[0])
+
+
+def extract_datetimes(text: str, *, timezone: str | None = None, now: datetime | None = None,
+                      locale: str | None = None) -> list[Entity]:
+    tz = zone(timezone)
+    current = now.astimezone(tz) if now and now.tzinfo else (now.replace(tzinfo=tz) if now else datetime.now(tz))
+    folded = fold_keep_length(text)
+    month_first = bool(locale and locale.upper().endswith("US"))
+    dates = find_dates(folded, current.date(), month_first)
+    times = [t for t in find_times(folded) if all(t[1] <= d[0] or t[0] >= d[1] for d in dates)]
+    out = [Entity("date", d.isoformat(), s, e, text[s:e]) for s, e, d in dates]
+    day = dates[0][2] if dates else current.date()
+
+    def stamp(hm: tuple[int, int], on: date) -> datetime:
+        return datetime.combine(on, time(hm[0] % 24, hm[1]), tz)
+
+    for s, e, start, end in times:
+        on = day
+        first = start or end
+        if not dates and stamp(first, on) < current - timedelta(minutes=30):
+            on = day + timedelta(days=1)
+        if start is not None and start == end:
+            value: object = stamp(start, on).isoformat()
+        else:
+            value = {"from": stamp(start, on).isoformat() if start else None,
+                     "to": stamp(end, on).isoformat() if end else None}
+        out.append(Entity("time", value, s, e, text[s:e]))
+    return sorted(out, key=lambda ent: ent.start)

@@ -1,0 +1,167 @@
+"""Train the embedded classifier from the Rasa YAML data and cache it, keyed by the data's hash."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlu.embedded.features import Featurizer, fold
+from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature
+from nlu.training_data import DATA_DIR, Example, TrainingData, fingerprint, load_training_data
+from nlu.types import INTENTS, LANGUAGES
+
+logger = logging.getLogger(__name__)
+
+MODEL_VERSION = "embedded-lr-3"  # bump when features or training change: it is part of the key
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
+EPOCHS = 120
+CALIBRATION_FOLDS = 3
+
+
+@dataclass(slots=True)
+class Artifact:
+    """A trained model: vocabulary, intent and language heads, temperature, data rules."""
+
+    key: str
+    vocab: dict[str, int]
+    intents: tuple[str, ...]
+    intent_head: LinearModel
+    temperature: float
+    language_head: LinearModel
+    regexes: dict[str, list[str]]
+    lookups: dict[str, list[str]]
+    synonyms: dict[str, str]
+    train_seconds: float = 0.0
+    n_examples: int = 0
+
+    def featurizer(self) -> Featurizer:
+        return Featurizer(self.regexes, self.lookups)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"key": self.key, "intents": list(self.intents), "temperature": self.temperature,
+                "regexes": self.regexes, "lookups": self.lookups, "synonyms": self.synonyms,
+                "train_seconds": self.train_seconds, "n_examples": self.n_examples}
+        words = sorted(self.vocab, key=self.vocab.__getitem__)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+        os.close(fd)
+        np.savez_compressed(
+            tmp, vocab=np.array(words), meta=np.array(json.dumps(meta)),
+            w=self.intent_head.weights.astype(np.float16), b=self.intent_head.bias,
+            lw=self.language_head.weights.astype(np.float16), lb=self.language_head.bias)
+        os.replace(tmp, path)  # atomic: concurrent builders never see half a file
+
+    @classmethod
+    def load(cls, path: Path) -> Artifact:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            vocab = {word: i for i, word in enumerate(npz["vocab"].tolist())}
+            intent_head = LinearModel(npz["w"].astype(np.float32), npz["b"])
+            language_head = LinearModel(npz["lw"].astype(np.float32), npz["lb"])
+        return cls(meta["key"], vocab, tuple(meta["intents"]), intent_head, meta["temperature"],
+                   language_head, meta["regexes"], meta["lookups"], meta["synonyms"],
+                   meta.get("train_seconds", 0.0), meta.get("n_examples", 0))
+
+
+def artifact_path(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Path:
+    return cache_dir / f"embedded-{fingerprint(data_dir, MODEL_VERSION)}.npz"
+
+
+def load_or_train(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Artifact:
+    """The cached artifact for the current data, trained (and cached) first if missing."""
+    path = artifact_path(data_dir, cache_dir)
+    if path.exists():
+        try:
+            return Artifact.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
+    artifact = train(load_training_data(data_dir), key=path.stem)
+    artifact.save(path)
+    for stale in cache_dir.glob("embedded-*.npz"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    logger.info("trained NLU model in %.2fs -> %s", artifact.train_seconds, path)
+    return artifact
+
+
+def augment(data: TrainingData, seed: int = 13) -> list[Example]:
+    """The examples plus, for annotated entities that have synonyms, one variant using
+    another synonym of the same value."""
+    groups = data.synonym_groups()
+    rng = random.Random(seed)
+    out = list(data.examples)
+    for ex in data.examples:
+        for ent in ex.entities:
+            canonical = data.synonyms.get(ex.text[ent.start : ent.end].lower(), ent.value)
+            options = [s for s in groups.get(canonical, []) if s != ex.text[ent.start : ent.end].lower()]
+            if options:
+                text = ex.text[: ent.start] + rng.choice(options) + ex.text[ent.end :]
+                out.append(Example(text, ex.intent, ex.language, (), ex.source))
+                break
+    return out
+
+
+def _rows(featurizer: Featurizer, examples: list[Example]) -> tuple[list[list[tuple[str, float]]], dict[str, int]]:
+    weighted = [featurizer.weighted(ex.text) for ex in examples]
+    counts = Counter(name for feats in weighted for name, _ in feats)
+    vocab = {name: i for i, name in enumerate(sorted(counts))}
+    return weighted, vocab
+
+
+def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None) -> Artifact:
+    """Fit the intent head (temperature from out-of-fold logits) and the language head."""
+    started = time.perf_counter()
+    examples = [ex for ex in augment(data) if ex.text.strip()]
+    intents = tuple(i for i in INTENTS if any(ex.intent == i for ex in examples)) + tuple(
+        sorted({ex.intent for ex in examples} - set(INTENTS)))
+    featurizer = featurizer_for(data)
+    weighted, vocab = _rows(featurizer, examples)
+    x = SparseRows.from_rows([[(vocab[n], v) for n, v in feats] for feats in weighted], len(vocab))
+    y = np.array([intents.index(ex.intent) for ex in examples])
+    per_class = Counter(y.tolist())
+    weights = np.array([1.0 / per_class[c] ** 0.5 for c in y.tolist()])
+    total_steps = EPOCHS * (CALIBRATION_FOLDS + 2)
+    done = 0
+
+    def tick(_: int) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total_steps)
+
+    folds = np.random.default_rng(7).permutation(len(examples)) % CALIBRATION_FOLDS
+    held_logits = np.zeros((len(examples), len(intents)), np.float32)
+    for k in range(CALIBRATION_FOLDS):
+        train_ids, test_ids = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        model = fit(x.take(train_ids), y[train_ids], len(intents), epochs=EPOCHS,
+                    sample_weight=weights[train_ids], progress=tick)
+        held_logits[test_ids] = model.logits(x.take(test_ids))
+    temperature = fit_temperature(held_logits, y)
+    intent_head = fit(x, y, len(intents), epochs=EPOCHS, sample_weight=weights, progress=tick)
+
+    lang_ids = np.array([LANGUAGES.index(ex.language) if ex.language in LANGUAGES else -1 for ex in examples])
+    known = np.flatnonzero(lang_ids >= 0)
+    language_head = fit(x.take(known), lang_ids[known], len(LANGUAGES), epochs=EPOCHS, progress=tick)
+    return Artifact(key, vocab, intents, intent_head, temperature, language_head,
+                    data.regexes, data.lookups, data.synonyms,
+                    time.perf_counter() - started, len(examples))
+
+
+def featurizer_for(data: TrainingData) -> Featurizer:
+    return Featurizer(data.regexes, data.lookups)
+
+
+def keyword_intents(synonyms: dict[str, str]) -> dict[str, str]:
+    """Synonym groups named after an intent (opt_out: STOP, BAJA...) become whole-message
+    keywords for that intent: carriers require STOP/START to work exactly."""
+    return {fold(text).strip(): canonical for text, canonical in synonyms.items() if canonical in INTENTS}

@@ -1,0 +1,122 @@
+"""The embedded NLU backend: the cached linear classifier, lingua, and rule-based entities."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from nlu import entities as entity_extractors
+from nlu.embedded.artifact import CACHE_DIR, Artifact, keyword_intents, load_or_train
+from nlu.embedded.features import fold
+from nlu.embedded.model import softmax
+from nlu.langdetect import detect_language
+from nlu.training_data import DATA_DIR
+from nlu.types import LANGUAGES, Entity, Intent
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FALLBACK_THRESHOLD = 0.5
+RANKING_SIZE = 10
+_SHORTCUT = re.compile(r"^\s*/(?P<intent>[\w.-]+)\s*(?P<entities>\{.*\})?\s*$", re.DOTALL)
+_KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
+
+
+def parse_shortcut(text: str) -> Intent | None:
+    """Rasa's `/intent{"entity": "value"}` shortcut (buttons, tests): confidence 1.0."""
+    match = _SHORTCUT.match(text)
+    if not match:
+        return None
+    ents: list[Entity] = []
+    if match.group("entities"):
+        start, end = match.span("entities")
+        try:
+            payload = json.loads(match.group("entities"))
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        for name, value in payload.items():
+            for item in value if isinstance(value, list) else [value]:
+                ents.append(Entity(str(name), item, start, end, match.group("entities")))
+    name = match.group("intent")
+    return Intent(name, 1.0, tuple(ents), None, ((name, 1.0),))
+
+
+class EmbeddedBackend:
+    """Parses texts with the model trained from `data_dir`, built at first use."""
+
+    def __init__(self, data_dir: str | Path = DATA_DIR, *, cache_dir: str | Path = CACHE_DIR,
+                 fallback_threshold: float = DEFAULT_FALLBACK_THRESHOLD) -> None:
+        self.data_dir = Path(data_dir)
+        self.cache_dir = Path(cache_dir)
+        self.fallback_threshold = float(fallback_threshold)
+        self._artifact: Artifact | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, nlu_config: dict | None) -> EmbeddedBackend:
+        cfg = nlu_config or {}
+        return cls(cfg.get("data_dir") or DATA_DIR, cache_dir=cfg.get("cache_dir") or CACHE_DIR,
+                   fallback_threshold=cfg.get("fallback_threshold", DEFAULT_FALLBACK_THRESHOLD))
+
+    @property
+    def artifact(self) -> Artifact:
+        if self._artifact is None:
+            with self._lock:
+                if self._artifact is None:
+                    self._load()
+        assert self._artifact is not None
+        return self._artifact
+
+    def _load(self) -> None:
+        artifact = load_or_train(self.data_dir, self.cache_dir)
+        self._featurizer = artifact.featurizer()
+        self._keywords = keyword_intents(artifact.synonyms)
+        self._artifact = artifact
+
+    def reload(self) -> None:
+        """Forget the loaded model; the next parse loads (or retrains) it for the current data."""
+        with self._lock:
+            self._artifact = None
+
+    def classify(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated intent probabilities and in-domain language probabilities."""
+        art = self.artifact
+        idx, vals = [], []
+        for name, value in self._featurizer.weighted(text):
+            i = art.vocab.get(name)
+            if i is not None:
+                idx.append(i)
+                vals.append(value)
+        index, values = np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
+        intent_probs = softmax(art.intent_head.row_logits(index, values), art.temperature)
+        language_probs = softmax(art.language_head.row_logits(index, values))
+        return intent_probs, language_probs
+
+    def parse(self, text: str, locale: str | None = None, timezone: str | None = None,
+              *, now: datetime | None = None) -> Intent:
+        text = text or ""
+        shortcut = parse_shortcut(text)
+        if shortcut is not None:
+            return shortcut
+        art = self.artifact
+        intent_probs, language_probs = self.classify(text)
+        order = np.argsort(-intent_probs)[:RANKING_SIZE]
+        ranking = tuple((art.intents[i], round(float(intent_probs[i]), 4)) for i in order)
+        name, confidence = ranking[0]
+        keyword = self._keywords.get(fold(text).strip(_KEYWORD_STRIP))
+        if keyword:
+            name, confidence = keyword, 1.0
+        elif confidence < self.fallback_threshold:
+            name, confidence = "out_of_scope", round(1.0 - confidence, 4)
+        language = detect_language(text, locale, dict(zip(LANGUAGES, language_probs.tolist(), strict=True)))
+        ents = entity_extractors.extract(
+            text, intent=name, ranking=ranking, language=language, locale=locale,
+            timezone=timezone, now=now, synonyms=art.synonyms)
+        return Intent(name, float(confidence), tuple(ents), language, ranking)

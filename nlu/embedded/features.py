@@ -1,0 +1,103 @@
+"""Text normalisation and sparse features: char n-grams, word n-grams, regex and lookup hits."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_REPEAT = re.compile(r"(.)\1{2,}")
+_DIGIT = re.compile(r"\d")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
+
+
+def fold(text: str) -> str:
+    """Lowercase, strip accents (ß -> ss), unify apostrophes; keeps emoji and length-changing
+    nothing except ß, so use it for matching, not for offsets."""
+    text = text.lower().translate(_APOSTROPHES).replace("ß", "ss")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize(text: str) -> str:
+    """fold(), then squeeze letters repeated 3+ times to 2 and digits to 0."""
+    text = _REPEAT.sub(r"\1\1", fold(text))
+    return _DIGIT.sub("0", text)
+
+
+def tokens(normalized: str) -> list[str]:
+    """Word tokens and single symbol tokens (emoji, ?, !)."""
+    return _TOKEN.findall(normalized)
+
+
+class Featurizer:
+    """Turns a text into a set of feature names; regexes and lookups come from the data."""
+
+    def __init__(self, regexes: dict[str, list[str]] | None = None,
+                 lookups: dict[str, list[str]] | None = None) -> None:
+        self.regexes = [
+            (name, re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE))
+            for name, patterns in sorted((regexes or {}).items())
+            if patterns
+        ]
+        self.lookup_words: dict[str, set[str]] = {}
+        self.lookup_phrases: list[tuple[str, str]] = []
+        for name, entries in sorted((lookups or {}).items()):
+            for entry in entries:
+                key = fold(entry).strip()
+                if " " in key:
+                    self.lookup_phrases.append((name, f" {key} "))
+                elif key:
+                    self.lookup_words.setdefault(key, set()).add(name)
+
+    def features(self, text: str) -> set[str]:
+        norm = normalize(text)
+        toks = tokens(norm)
+        words = [t for t in toks if t[0].isalnum() or t[0] == "_"]
+        feats: set[str] = set()
+        for tok in toks:
+            feats.add("w:" + tok)
+            if tok[0].isalnum() or tok[0] == "_":
+                padded = f" {tok} "
+                for n in range(2, 6):
+                    for i in range(len(padded) - n + 1):
+                        feats.add("c:" + padded[i : i + n])
+        for a, b in zip(words, words[1:], strict=False):
+            feats.add(f"b:{a} {b}")
+        n_words = len(words)
+        feats.add("len:" + ("0" if n_words == 0 else "1" if n_words == 1 else
+                            "2" if n_words == 2 else "3-5" if n_words <= 5 else "6+"))
+        if not words:
+            feats.add("nowords")
+        for name, pattern in self.regexes:
+            if pattern.search(text):
+                feats.add("r:" + name)
+        folded = fold(text)
+        for word in re.findall(r"\w+", folded):
+            for name in self.lookup_words.get(word, ()):
+                feats.add("l:" + name)
+        if self.lookup_phrases:
+            spaced = " " + " ".join(re.findall(r"\w+", folded)) + " "
+            for name, phrase in self.lookup_phrases:
+                if phrase in spaced:
+                    feats.add("l:" + name)
+        return feats
+
+    def weighted(self, text: str) -> list[tuple[str, float]]:
+        """Feature names with weights: each family scaled to unit length, word features
+        counting a little more than character n-grams."""
+        return list(_weigh(self.features(text)))
+
+
+_FAMILY_WEIGHT = {"c": 1.0, "w": 0.8, "b": 0.6, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
+
+
+def _weigh(feats: Iterable[str]) -> Iterable[tuple[str, float]]:
+    families: dict[str, list[str]] = {}
+    for feat in feats:
+        families.setdefault(feat.split(":", 1)[0], []).append(feat)
+    for family, members in families.items():
+        scale = _FAMILY_WEIGHT.get(family, 0.5) / len(members) ** 0.5
+        for feat in members:
+            yield feat, scale
