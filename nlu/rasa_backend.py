@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Any
 
 import requests
 
+from nlu import entities as entity_extractors
+from nlu.langdetect import detect_language, locale_language
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
 
 logger = logging.getLogger(__name__)
@@ -53,7 +56,16 @@ class RasaBackend:
             if self.fallback is not None:
                 return self.fallback.parse(text, locale=locale, timezone=timezone)
             return Intent(OUT_OF_SCOPE, 0.0, language=self._language(text, locale))
-        return intent_from_rasa(answer, language=self._language(text, locale))
+        intent = intent_from_rasa(answer, language=self._language(text, locale))
+        if _is_shortcut(answer):
+            return intent
+        # Rasa has no date resolution (no Duckling): our rule-based extractors find the
+        # same entities, resolved the same way, as with the embedded backend.
+        rules = entity_extractors.extract(
+            text, intent=intent.name, ranking=intent.ranking, language=intent.language,
+            locale=locale, timezone=timezone, now=kw.get("now"),
+        )  # fmt: skip
+        return replace(intent, entities=merge_entities(rules, intent.entities))
 
     def close(self) -> None:
         """Close this thread's HTTP connection pool (other threads' close with their thread)."""
@@ -92,20 +104,20 @@ class RasaBackend:
         return answer
 
     def _language(self, text: str, locale: str | None) -> str | None:
-        """The language of `text`, by the fallback's detector when it has one, else the locale's."""
+        """The language of `text` as the fallback backend would detect it, else the locale's."""
         detect = getattr(self.fallback, "detect_language", None)
         if callable(detect):
+            return detect(text, locale=locale) or locale_language(locale)
+        classify = getattr(self.fallback, "classify", None)
+        if callable(classify):  # the embedded backend: lingua + its in-domain language head
             try:
-                language = detect(text, locale=locale)
-            except TypeError:  # a detector that takes only the text
-                language = detect(text)
-            if language:
-                return language
-        if locale:
-            language = locale.replace("-", "_").split("_", 1)[0].lower()
-            if language in LANGUAGES:
-                return language
-        return None
+                _, language_probs = classify(text)
+                prior = dict(zip(LANGUAGES, (float(p) for p in language_probs), strict=True))
+            except Exception:  # noqa: BLE001 (a broken fallback must not break Rasa answers)
+                logger.warning("fallback language detection failed", exc_info=True)
+            else:
+                return detect_language(text, locale, prior)
+        return locale_language(locale)
 
     def _count(self, key: str) -> None:
         with self._stats_lock:
@@ -141,6 +153,21 @@ def intent_from_rasa(answer: dict[str, Any], language: str | None = None) -> Int
         language=language,
         ranking=ordered,
     )
+
+
+def merge_entities(preferred: list[Entity], others: tuple[Entity, ...]) -> tuple[Entity, ...]:
+    """`preferred` plus those of `others` that overlap none of them, in text order."""
+    kept = list(preferred)
+    for ent in others:
+        if all(ent.end <= k.start or ent.start >= k.end for k in kept):
+            kept.append(ent)
+    return tuple(sorted(kept, key=lambda e: (e.start, e.entity)))
+
+
+def _is_shortcut(answer: dict[str, Any]) -> bool:
+    """Rasa resolved a `/intent{...}` text itself (its RegexMessageHandler)."""
+    text = (answer.get("text") or "").lstrip()
+    return text.startswith("/") and (answer.get("intent") or {}).get("confidence") == 1.0
 
 
 def _entities(answer: dict[str, Any]) -> tuple[Entity, ...]:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -256,3 +257,42 @@ def test_mapping_tolerates_sparse_answers():
     assert odd.name == "out_of_scope"
     assert odd.confidence == 1.0
     assert odd.entities == (Entity("x", 1, 5, 9, ""),)
+
+
+def test_dates_resolved_like_the_embedded_backend_and_rasa_only_entities_kept():
+    text = "deliver tomorrow please, next to the blue door"
+    answer = {
+        "text": text,
+        "intent": {"name": "reschedule", "confidence": 0.8},
+        "entities": [
+            {"entity": "date", "start": 8, "end": 16, "value": "tomorrow"},
+            {"entity": "place", "start": 25, "end": 46, "value": "next to the blue door"},
+        ],
+        "intent_ranking": [{"name": "reschedule", "confidence": 0.8}],
+    }
+    with FakeRasa(lambda body: (200, answer)) as fake, backend_for(fake) as backend:
+        intent = backend.parse(
+            text, locale="en_GB", timezone="Europe/London", now=datetime(2024, 6, 3, 10, 0)
+        )
+
+    assert intent.entities == (
+        Entity("date", "2024-06-04", 8, 16, "tomorrow"),
+        Entity("place", "next to the blue door", 25, 46, "next to the blue door"),
+    )
+
+
+class ClassifyingStandIn(EmbeddedStandIn):
+    """Like the embedded backend: no detect_language, but in-domain language probabilities."""
+
+    detect_language = None
+
+    def classify(self, text: str) -> tuple[list[float], list[float]]:
+        return [1.0], [0.0, 0.0, 0.0, 1.0, 0.0]  # en es fr de pt
+
+
+def test_language_from_the_fallbacks_classifier():
+    with FakeRasa(lambda body: (200, rasa_answer(body["text"]))) as fake:
+        with backend_for(fake, fallback=ClassifyingStandIn()) as backend:
+            intent = backend.parse("wo ist mein Paket LM123456", locale="en_GB")
+
+    assert intent.language == "de"

@@ -109,7 +109,11 @@ def test_shortcut_is_resolved_by_rasa(backend: RasaBackend):
 
 def test_heldout_macro_f1_floor(backend: RasaBackend):
     evaluate_module = pytest.importorskip("nlu.evaluate")
-    examples = [ex for path in sorted(HELDOUT_DIR.glob("*.yml")) for ex in evaluate_module.load_examples(path)]
+    examples = [
+        ex
+        for path in sorted(HELDOUT_DIR.glob("*.yml"))
+        for ex in evaluate_module.load_examples(path)
+    ]
     assert examples, f"no held-out examples in {HELDOUT_DIR}"
 
     report = evaluate_module.evaluate(backend, examples)
