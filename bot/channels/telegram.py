@@ -1,0 +1,220 @@
+"""Telegram Bot API: webhook verified by the secret-token header, sending with python-telegram-bot."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+from flask import Request
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
+
+from bot.channels.base import BadPayload, Channel, SendError
+from bot.config import get
+from bot.messages import Inbound, Location, Media, Reply
+
+logger = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs, which carry the bot token
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CALLBACK_DATA_MAX = 64  # bytes, Bot API limit for inline keyboard callback_data
+
+
+class TelegramChannel(Channel):
+    name: ClassVar[str] = "telegram"
+    supports_buttons = True
+    supports_media = True
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.settings = get(config, "channels.telegram", {})
+        self.token = get(config, "secrets.telegram_bot_token", "")
+        self.secret = get(config, "secrets.telegram_webhook_secret", "")
+        self._local = threading.local()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.get("enabled", True))
+
+    # --- inbound ---------------------------------------------------------------------------
+    def verify(self, request: Request) -> bool:
+        if not self.secret:
+            logger.error("Telegram webhook refused: TELEGRAM_WEBHOOK_SECRET is not set")
+            return False
+        given = request.headers.get(SECRET_HEADER, "")
+        return hmac.compare_digest(given.encode(), self.secret.encode())
+
+    def parse(self, request: Request) -> list[Inbound]:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise BadPayload("a Telegram Update object with an integer update_id is required")
+        return self.parse_update(data)
+
+    def parse_update(self, data: dict[str, Any]) -> list[Inbound]:
+        try:
+            update = Update.de_json(_lenient(data), None)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadPayload(f"not a valid Telegram Update ({exc.__class__.__name__})") from None
+        if update is None:
+            raise BadPayload("empty Telegram Update")
+        inbound = _from_update(update)
+        if inbound is None:
+            return []  # inline queries, polls, channel posts: nothing for a conversation
+        inbound.raw = data
+        return [inbound]
+
+    # --- outbound --------------------------------------------------------------------------
+    def bot(self) -> Bot:
+        bot = getattr(self._local, "bot", None)
+        if bot is None:
+            if not self.token:
+                raise SendError("TELEGRAM_BOT_TOKEN is not set", permanent=True)
+            base = str(self.settings.get("api_base_url", "https://api.telegram.org")).rstrip("/")
+            timeout = float(self.settings.get("timeout", 10))
+            request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+            bot = Bot(self.token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request)
+            self._local.bot = bot
+        return bot
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one Bot API call on this thread's own event loop (the dispatcher is synchronous)."""
+        loop = getattr(self._local, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            self._local.loop = loop
+        return loop.run_until_complete(coro)
+
+    def send(self, reply: Reply, to: str) -> str:
+        bot = self.bot()
+        try:
+            chat_id = int(to)
+        except ValueError:
+            raise SendError(f"not a Telegram chat id: {to!r}", permanent=True) from None
+        markup = None
+        buttons = [b for b in reply.buttons if len(b.payload.encode()) <= CALLBACK_DATA_MAX]
+        if buttons:
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.title, callback_data=b.payload)] for b in buttons])
+        text = reply.text
+        if len(buttons) < len(reply.buttons):  # payloads too long for callback_data: list them as text
+            text = Channel.render_text(self, Reply(text, reply.buttons))
+            markup = None
+        try:
+            if reply.media:
+                message = self.run(
+                    bot.send_photo(chat_id, photo=reply.media[0].url, caption=text[:1024] or None, reply_markup=markup)
+                )
+            else:
+                message = self.run(bot.send_message(chat_id, text[:4096], reply_markup=markup))
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
+            raise SendError("telegram flood control", code="429", retry_after=seconds) from None
+        except (Forbidden, InvalidToken) as exc:
+            raise SendError(f"telegram refused: {exc.message}", permanent=True, code="403") from None
+        except BadRequest as exc:
+            raise SendError(f"telegram bad request: {exc.message}", permanent=True, code="400") from None
+        except TelegramError as exc:
+            raise SendError(f"telegram error: {exc.__class__.__name__}") from None
+        return str(message.message_id)
+
+    def set_webhook(self, url: str) -> bool:
+        return bool(
+            self.run(self.bot().set_webhook(url, secret_token=self.secret or None, allowed_updates=["message", "edited_message", "callback_query"]))
+        )
+
+    def get_updates(self, offset: int | None, timeout: int = 30) -> list[dict[str, Any]]:
+        updates = self.run(self.bot().get_updates(offset=offset, timeout=timeout))
+        return [u.to_dict() for u in updates]
+
+    def close(self) -> None:
+        loop = getattr(self._local, "loop", None)
+        bot = getattr(self._local, "bot", None)
+        if loop is not None and not loop.is_closed():
+            if bot is not None:
+                try:
+                    loop.run_until_complete(bot.shutdown())
+                except Exception:  # pragma: no cover - best effort on shutdown
+                    pass
+            loop.close()
+
+
+USER_KEYS = {"from", "user", "forward_from", "via_bot", "sender_user"}
+
+
+def _lenient(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill the fields older Bot API payloads lack (`is_bot`, `chat_instance`, `file_unique_id`), so the
+    examples in Telegram's own webhook guide parse rather than fail."""
+
+    def fix(node: Any, key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            node = {k: fix(v, k) for k, v in node.items()}
+            if key in USER_KEYS and "id" in node:
+                node.setdefault("is_bot", False)
+                node.setdefault("first_name", "")
+            if "file_id" in node:
+                node.setdefault("file_unique_id", node["file_id"])
+            if key == "callback_query":
+                node.setdefault("chat_instance", "")
+            if key == "chat" and "id" in node:
+                node.setdefault("type", "private")
+            return node
+        if isinstance(node, list):
+            return [fix(item) for item in node]
+        return node
+
+    return fix(data)
+
+
+def _from_update(update: Update) -> Inbound | None:
+    if update.callback_query is not None:
+        query = update.callback_query
+        chat = query.message.chat.id if query.message is not None else query.from_user.id
+        return Inbound(
+            channel="telegram",
+            address=str(chat),
+            provider_id=str(update.update_id),
+            text=query.data or "",
+            kind="button",
+            button_payload=query.data or None,
+            display_name=query.from_user.first_name,
+            language_code=query.from_user.language_code,
+        )
+    message = update.message or update.edited_message
+    if message is None:
+        return None
+    user = message.from_user
+    inbound = Inbound(
+        channel="telegram",
+        address=str(message.chat.id),
+        provider_id=str(update.update_id),
+        text=message.text or message.caption or "",
+        display_name=(user.first_name if user else None),
+        language_code=(user.language_code if user else None),
+        received_at=message.date,
+    )
+    if update.edited_message is not None:
+        inbound.kind = "edited"
+    elif message.photo:
+        inbound.kind = "photo"
+        inbound.media = [Media(url=f"telegram-file:{message.photo[-1].file_id}", content_type="image/jpeg")]
+    elif message.location is not None:
+        inbound.kind = "location"
+        inbound.location = Location(message.location.latitude, message.location.longitude)
+    elif message.contact is not None:
+        inbound.kind = "contact"
+        inbound.text = inbound.text or (message.contact.phone_number or "")
+    elif message.sticker is not None:
+        inbound.kind = "sticker"
+        inbound.text = inbound.text or (message.sticker.emoji or "")
+    elif message.voice is not None or message.audio is not None:
+        inbound.kind = "voice"
+    elif message.document is not None or message.video is not None:
+        inbound.kind = "document"
+    elif not message.text:
+        inbound.kind = "unsupported"
+    return inbound

@@ -1,0 +1,119 @@
+"""Timed work persisted in the database, run by the dispatcher, once, across processes.
+
+`schedule()` adds a job inside the caller's transaction; `run_due_jobs()` claims due jobs with
+a compare-and-set update (so several web processes never run one job twice) and calls the
+function registered for its kind with `@job("kind")`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import ScheduledJob, utcnow
+
+logger = logging.getLogger(__name__)
+
+JobFunction = Callable[[Session, dict[str, Any]], None]
+JOBS: dict[str, JobFunction] = {}
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+
+
+def job(kind: str) -> Callable[[JobFunction], JobFunction]:
+    """Register the function that runs jobs of `kind`."""
+
+    def register(function: JobFunction) -> JobFunction:
+        JOBS[kind] = function
+        return function
+
+    return register
+
+
+def schedule(
+    session: Session,
+    kind: str,
+    run_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    dedupe_key: str | None = None,
+) -> ScheduledJob | None:
+    """Add a job; with a `dedupe_key` already scheduled, nothing is added and None is returned."""
+    if dedupe_key is not None:
+        existing = session.scalar(select(ScheduledJob).where(ScheduledJob.dedupe_key == dedupe_key))
+        if existing is not None:
+            return None
+    new = ScheduledJob(kind=kind, run_at=run_at, payload=payload or {}, dedupe_key=dedupe_key)
+    try:
+        with session.begin_nested():
+            session.add(new)
+    except IntegrityError:
+        return None
+    return new
+
+
+def cancel(session: Session, dedupe_key: str) -> bool:
+    return bool(
+        session.execute(
+            update(ScheduledJob)
+            .where(ScheduledJob.dedupe_key == dedupe_key, ScheduledJob.status == "pending")
+            .values(status="cancelled", finished_at=utcnow())
+        ).rowcount
+    )
+
+
+def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) -> int:
+    """Run due jobs, each in its own transaction; returns how many ran."""
+    now = now or utcnow()
+    with database.session() as session:
+        session.execute(
+            update(ScheduledJob)
+            .where(ScheduledJob.status == "running", ScheduledJob.locked_until < now)
+            .values(status="pending")
+        )
+        due = session.scalars(
+            select(ScheduledJob.id)
+            .where(ScheduledJob.status == "pending", ScheduledJob.run_at <= now)
+            .order_by(ScheduledJob.run_at, ScheduledJob.id)
+            .limit(limit)
+        ).all()
+    ran = 0
+    for job_id in due:
+        with database.session() as session:
+            won = session.execute(
+                update(ScheduledJob)
+                .where(ScheduledJob.id == job_id, ScheduledJob.status == "pending")
+                .values(status="running", locked_until=now + LEASE, attempts=ScheduledJob.attempts + 1)
+            ).rowcount
+        if not won:
+            continue
+        ran += 1
+        _run_one(database, job_id)
+    return ran
+
+
+def _run_one(database: Any, job_id: int) -> None:
+    try:
+        with database.session() as session:
+            item = session.get(ScheduledJob, job_id)
+            function = JOBS.get(item.kind)
+            if function is None:
+                raise LookupError(f"no job function for kind {item.kind!r}")
+            function(session, dict(item.payload))
+            item.status, item.finished_at, item.locked_until = "done", utcnow(), None
+    except Exception as exc:
+        logger.exception("scheduled job %s failed", job_id)
+        with database.session() as session:
+            item = session.get(ScheduledJob, job_id)
+            item.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            item.locked_until = None
+            if item.attempts >= MAX_ATTEMPTS:
+                item.status, item.finished_at = "failed", utcnow()
+            else:
+                item.status, item.run_at = "pending", utcnow() + timedelta(seconds=30 * item.attempts)

@@ -1,0 +1,39 @@
+"""Alembic environment: migrates the database named by the app's configuration."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connectable = config.attributes.get("connection")
+    if connectable is None:
+        from sqlalchemy import create_engine
+
+        from db.session import normalize_url
+
+        engine = create_engine(normalize_url(config.get_main_option("sqlalchemy.url")))
+        with engine.begin() as connection:
+            _run(connection)
+        engine.dispose()
+    else:
+        _run(connectable)
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

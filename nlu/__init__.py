@@ -1,0 +1,34 @@
+"""The intent layer: `parse(text, locale) -> Intent`, served by the embedded classifier or Rasa."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
+
+__all__ = ["INTENTS", "LANGUAGES", "Entity", "Intent", "NLUBackend", "backend_from_config", "parse"]
+
+
+def backend_from_config(nlu_config: dict | None) -> NLUBackend:
+    """The backend named by `nlu.backend` ("embedded" or "rasa"); Rasa falls back to embedded."""
+    from nlu.embedded.backend import EmbeddedBackend
+
+    cfg = nlu_config or {}
+    embedded = EmbeddedBackend.from_config(cfg)
+    if cfg.get("backend", "embedded") == "rasa":
+        from nlu.rasa_backend import RasaBackend
+
+        rasa = cfg.get("rasa") or {}
+        return RasaBackend(url=rasa.get("url", "http://127.0.0.1:5005"), timeout=float(rasa.get("timeout", 2.0)),
+                           fallback=embedded)
+    return embedded
+
+
+@cache
+def _default_backend() -> NLUBackend:
+    return backend_from_config({})
+
+
+def parse(text: str, locale: str | None = None, timezone: str | None = None) -> Intent:
+    """Parse with the default embedded backend (built and cached at first use)."""
+    return _default_backend().parse(text, locale=locale, timezone=timezone)

@@ -1,0 +1,209 @@
+"""Fixtures: an app on a real database (SQLite always, PostgreSQL when TEST_DATABASE_URL is set),
+a test client, a local fake of the providers' APIs, and helpers that sign webhooks for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import create_engine, text
+from twilio.request_validator import RequestValidator
+
+from tests.fakes import FakeProviders
+
+PUBLIC_URL = "https://bot.example.test"
+TWILIO_TOKEN = "test-twilio-auth-token"
+TWILIO_SID = "AC" + "0" * 32
+TELEGRAM_TOKEN = "123456:TEST-telegram-token"
+TELEGRAM_SECRET = "test-telegram-secret"
+SMS_FROM = "+15550100000"
+WHATSAPP_FROM = "whatsapp:+15550100001"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        backends = ["sqlite"]
+        if os.environ.get("TEST_DATABASE_URL"):
+            backends.append("postgresql")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (faster than migrating every time)."""
+    from db.migrate import upgrade
+    from db.session import Database
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    database = Database(f"sqlite:///{path}")
+    upgrade(database)
+    database.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_migrated() -> Iterator[str]:
+    from db.migrate import upgrade
+    from db.session import Database, normalize_url
+
+    url = normalize_url(os.environ["TEST_DATABASE_URL"])
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    database = Database(url)
+    upgrade(database)
+    database.dispose()
+    yield url
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path / "lastmile.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("_postgres_migrated")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = [row[0] for row in connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'"))]
+        if tables:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeProviders]:
+    server = FakeProviders().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def providers(fake: FakeProviders) -> FakeProviders:
+    fake.clear()
+    return fake
+
+
+def base_config(database_url: str, providers_url: str, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "app": {"public_base_url": PUBLIC_URL},
+        "database": {"url": database_url},
+        "channels": {
+            "twilio": {"account_sid": TWILIO_SID, "api_base_url": providers_url, "sms_from": SMS_FROM,
+                       "whatsapp_from": WHATSAPP_FROM, "timeout": 5},
+            "telegram": {"api_base_url": providers_url, "timeout": 5},
+        },
+        "outbox": {"mode": "thread", "backoff_base": 0.01, "backoff_max": 0.05},
+        "secrets": {"twilio_auth_token": TWILIO_TOKEN, "telegram_bot_token": TELEGRAM_TOKEN,
+                    "telegram_webhook_secret": TELEGRAM_SECRET, "secret_key": "test-secret-key"},
+    }
+    for key, value in extra.items():
+        config.setdefault(key, {}).update(value)
+    return config
+
+
+@pytest.fixture
+def app_config(database_url: str, providers: FakeProviders) -> dict[str, Any]:
+    return base_config(database_url, providers.url)
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]):
+    from app import create_app
+
+    application = create_app(app_config)
+    application.config["TESTING"] = True
+    yield application
+    srv = application.extensions["lastmile"]
+    if srv.dispatcher is not None:
+        srv.dispatcher.stop()
+    srv.db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def srv(app):
+    return app.extensions["lastmile"]
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def api_key(srv) -> str:
+    from bot.auth import create_api_key
+
+    with srv.db.session() as session:
+        return create_api_key(session, "test carrier")
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def seeded(srv) -> None:
+    from bot.demo import seed
+
+    with srv.db.session() as session:
+        seed(session)
+
+
+# --- signed webhooks -----------------------------------------------------------------------------
+def twilio_signature(path: str, params: dict[str, str], token: str = TWILIO_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(PUBLIC_URL + path, params)
+
+
+def twilio_params(sender: str, body: str, *, whatsapp: bool = False, sid: str | None = None,
+                  **extra: str) -> dict[str, str]:
+    prefix = "whatsapp:" if whatsapp else ""
+    params = {
+        "MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": TWILIO_SID,
+        "From": prefix + sender, "To": WHATSAPP_FROM if whatsapp else SMS_FROM, "Body": body,
+        "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received", "ApiVersion": "2010-04-01",
+    }
+    params.update(extra)
+    return params
+
+
+def post_twilio(client, params: dict[str, str], *, path: str = "/webhooks/twilio", signature: str | None = None):
+    headers = {"X-Twilio-Signature": signature if signature is not None else twilio_signature(path, params)}
+    return client.post(path, data=urlencode(params), headers=headers,
+                       content_type="application/x-www-form-urlencoded")
+
+
+def telegram_update(chat_id: int, text: str, *, update_id: int | None = None, language_code: str = "en",
+                    first_name: str = "Ana") -> dict[str, Any]:
+    update_id = update_id if update_id is not None else uuid.uuid4().int % 10**9
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100000, "date": 1764244800,
+            "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+            "from": {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code},
+            "text": text,
+        },
+    }
+
+
+def post_telegram(client, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET):
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    return client.post("/webhooks/telegram", json=update, headers=headers)

@@ -1,0 +1,115 @@
+"""The Telegram webhook: secret-token header, Update parsing, recorded payloads, once-only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from db.models import Message
+from tests.conftest import post_telegram, telegram_update
+
+PAYLOADS = sorted((Path(__file__).parent / "payloads" / "telegram").glob("*.json"))
+
+
+def inbound_count(srv) -> int:
+    with srv.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+
+
+def test_update_from_a_linked_chat_is_answered_through_the_bot_api(client, srv, providers, seeded):
+    response = post_telegram(client, telegram_update(100001, "where is my parcel?"))
+    assert response.status_code == 200 and response.get_json() == {"ok": True}
+    srv.dispatcher.drain()
+    [call] = providers.telegram_calls("sendMessage")
+    assert call.path == "/bot123456:TEST-telegram-token/sendMessage"
+    assert str(call.value("chat_id")) == "100001"
+    assert "LM-10001" in call.value("text")
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong-secret", "test-telegram-secre"])
+def test_wrong_or_missing_secret_is_403_and_nothing_is_stored(client, srv, secret):
+    response = post_telegram(client, telegram_update(100001, "hi"), secret=secret)
+    assert response.status_code == 403
+    assert inbound_count(srv) == 0
+
+
+def test_malformed_json_is_400(client, srv):
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "test-telegram-secret"}
+    response = client.post("/webhooks/telegram", data="{not json", headers=headers, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]
+    response = client.post("/webhooks/telegram", json={"message": {}}, headers=headers)
+    assert response.status_code == 400
+    assert inbound_count(srv) == 0
+
+
+def test_same_update_id_twice_has_one_effect(client, srv, providers, seeded):
+    update = telegram_update(100001, "where is my parcel?", update_id=555)
+    assert post_telegram(client, update).status_code == 200
+    assert post_telegram(client, update).status_code == 200
+    srv.dispatcher.drain()
+    assert inbound_count(srv) == 1
+    assert len(providers.telegram_calls("sendMessage")) == 1
+
+
+@pytest.mark.parametrize("path", PAYLOADS, ids=[p.stem for p in PAYLOADS])
+def test_recorded_telegram_payloads_never_give_a_500(client, srv, providers, path):
+    update = json.loads(path.read_text())
+    response = post_telegram(client, update)
+    if "update_id" not in update:  # a bare CallbackQuery object, not an Update
+        assert response.status_code == 400 and response.get_json()["error"]
+        return
+    assert response.status_code == 200, response.data
+    stored = inbound_count(srv)
+    # Inline queries are not conversation messages; everything else is stored and answered.
+    is_inline = "inline_query" in update or "chosen_inline_result" in update
+    assert stored == (0 if is_inline else 1)
+    srv.dispatcher.drain()
+    assert len(providers.telegram_calls("sendMessage")) == stored
+
+
+def test_button_press_is_stored_as_a_button_and_answered(client, srv, providers, seeded):
+    update = {"update_id": 777, "callback_query": {
+        "id": "1", "chat_instance": "x", "data": "/track_order",
+        "from": {"id": 100001, "is_bot": False, "first_name": "Alice", "language_code": "en"},
+        "message": {"message_id": 5, "date": 1764244800, "chat": {"id": 100001, "type": "private"}, "text": "?"}}}
+    assert post_telegram(client, update).status_code == 200
+    with srv.db.session() as session:
+        message = session.scalar(select(Message).where(Message.direction == "in"))
+        assert (message.kind, message.intent) == ("button", "track_order")
+    srv.dispatcher.drain()
+    [call] = providers.telegram_calls("sendMessage")
+    assert "LM-10001" in call.value("text")
+
+
+def test_photo_sticker_voice_location_contact_are_answered(client, srv, providers):
+    base = {"message_id": 1, "date": 1764244800, "chat": {"id": 4242, "type": "private"},
+            "from": {"id": 4242, "is_bot": False, "first_name": "Ana"}}
+    extras = [
+        {"photo": [{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+                   {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 800}]},
+        {"sticker": {"file_id": "st", "file_unique_id": "st", "width": 512, "height": 512, "is_animated": False,
+                     "is_video": False, "type": "regular", "emoji": "👍"}},
+        {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}},
+        {"location": {"latitude": 40.7, "longitude": -74.0}},
+        {"contact": {"phone_number": "+15550009999", "first_name": "Neighbour"}},
+    ]
+    for i, extra in enumerate(extras):
+        assert post_telegram(client, {"update_id": 900 + i, "message": {**base, **extra}}).status_code == 200
+    with srv.db.session() as session:
+        kinds = session.scalars(select(Message.kind).where(Message.direction == "in").order_by(Message.id)).all()
+        photo = session.scalar(select(Message.data).where(Message.kind == "photo"))
+    assert kinds == ["photo", "sticker", "voice", "location", "contact"]
+    assert photo["media"][0]["url"] == "telegram-file:big"
+    srv.dispatcher.drain()
+    assert len(providers.telegram_calls("sendMessage")) == 5
+
+
+def test_edited_message_is_stored_once_per_update(client, srv, providers):
+    update = json.loads((Path(__file__).parent / "payloads" / "telegram" / "06_edited_message.json").read_text())
+    assert post_telegram(client, update).status_code == 200
+    with srv.db.session() as session:
+        assert session.scalar(select(Message.kind).where(Message.direction == "in")) == "edited"

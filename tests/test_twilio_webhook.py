@@ -1,0 +1,204 @@
+"""The Twilio Messaging webhook (SMS and WhatsApp): signatures, parsing, once-only, status callbacks."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+
+from db.models import Conversation, Message, OutboxItem
+from tests.conftest import TWILIO_TOKEN, post_twilio, twilio_params, twilio_signature
+
+
+def count(srv, model, *where):
+    with srv.db.session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_signed_sms_is_stored_and_answered_through_the_outbox(client, srv, providers, seeded):
+    params = twilio_params("+15551230001", "where is my order?")
+    response = post_twilio(client, params)
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml" and b"<Response>" in response.data
+    # Committed before the answer; nothing sent yet (no network call inside the webhook).
+    assert count(srv, Message, Message.direction == "in") == 1
+    assert providers.twilio_messages() == []
+    srv.dispatcher.drain()
+    sent = providers.twilio_messages()
+    assert len(sent) == 1
+    assert sent[0].value("To") == "+15551230001"
+    assert sent[0].value("From") == "+15550100000"
+    assert "LM-10001" in sent[0].value("Body") and "out for delivery" in sent[0].value("Body")
+    assert sent[0].value("StatusCallback") == "https://bot.example.test/webhooks/twilio/status"
+
+
+def test_wrong_signature_is_refused_and_nothing_is_stored(client, srv, seeded):
+    params = twilio_params("+15551230001", "where is my order?")
+    forged = twilio_signature("/webhooks/twilio", params, token="not-the-token")
+    response = post_twilio(client, params, signature=forged)
+    assert response.status_code == 403
+    assert response.get_json()["error"]
+    assert count(srv, Message) == 0 and count(srv, Conversation) == 0
+
+
+def test_missing_signature_is_refused(client, srv):
+    response = client.post("/webhooks/twilio", data=twilio_params("+15551230001", "hi"))
+    assert response.status_code == 403
+    assert count(srv, Message) == 0
+
+
+def test_signature_over_a_tampered_body_is_refused(client, srv):
+    params = twilio_params("+15551230001", "hi")
+    signature = twilio_signature("/webhooks/twilio", params)
+    params["Body"] = "where is my order"
+    assert post_twilio(client, params, signature=signature).status_code == 403
+    assert count(srv, Message) == 0
+
+
+def test_signature_is_checked_against_the_public_url_not_the_request_url(client, srv):
+    params = twilio_params("+15551230001", "hi")
+    local = RequestValidatorSignature = __import__("twilio.request_validator", fromlist=["x"]).RequestValidator
+    signature = local(TWILIO_TOKEN).compute_signature("http://localhost/webhooks/twilio", params)
+    assert post_twilio(client, params, signature=signature).status_code == 403
+    del RequestValidatorSignature
+
+
+def test_malformed_form_is_a_400_with_a_message(client, srv):
+    params = {"Body": "hello", "From": "+15551230001"}  # no MessageSid
+    response = post_twilio(client, params)
+    assert response.status_code == 400
+    assert "MessageSid" in response.get_json()["error"]
+    assert count(srv, Message) == 0
+
+
+def test_non_numeric_num_media_is_a_400(client, srv):
+    params = twilio_params("+15551230001", "hi", NumMedia="lots")
+    assert post_twilio(client, params).status_code == 400
+    assert count(srv, Message) == 0
+
+
+def test_body_over_one_mebibyte_is_413(client, srv):
+    params = twilio_params("+15551230001", "x" * (1024 * 1024 + 10))
+    response = post_twilio(client, params)
+    assert response.status_code == 413
+    assert "1 MiB" in response.get_json()["error"]
+    assert count(srv, Message) == 0
+
+
+def test_same_message_sid_twice_has_one_effect(client, srv, providers, seeded):
+    params = twilio_params("+15551230001", "where is my order?")
+    assert post_twilio(client, params).status_code == 200
+    assert post_twilio(client, params).status_code == 200
+    assert count(srv, Message, Message.direction == "in") == 1
+    assert count(srv, OutboxItem) == 1
+    srv.dispatcher.drain()
+    assert len(providers.twilio_messages()) == 1
+
+
+def test_same_message_sid_ten_times_concurrently_has_one_effect(app, srv, providers, seeded):
+    params = twilio_params("+15551230001", "where is my order?")
+    body, signature = urlencode(params), twilio_signature("/webhooks/twilio", params)
+    statuses: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def deliver() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/webhooks/twilio", data=body, headers={"X-Twilio-Signature": signature},
+                               content_type="application/x-www-form-urlencoded")
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 10
+    assert count(srv, Message, Message.direction == "in") == 1
+    assert count(srv, Conversation) == 1
+    srv.dispatcher.drain()
+    assert len(providers.twilio_messages()) == 1
+
+
+def test_whatsapp_message_uses_the_whatsapp_sender(client, srv, providers, seeded):
+    params = twilio_params("+15551230002", "¿dónde está mi pedido?", whatsapp=True, ProfileName="Ana")
+    assert post_twilio(client, params).status_code == 200
+    srv.dispatcher.drain()
+    [sent] = providers.twilio_messages()
+    assert sent.value("To") == "whatsapp:+15551230002"
+    assert sent.value("From") == "whatsapp:+15550100001"
+    with srv.db.session() as session:
+        conversation = session.scalar(select(Conversation))
+        assert (conversation.channel, conversation.address) == ("whatsapp", "+15551230002")
+
+
+def test_photo_location_and_button_messages_are_stored_and_answered(client, srv, providers):
+    cases = [
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
+                      MediaContentType0="image/jpeg"),
+        twilio_params("+15559990001", "", whatsapp=True, Latitude="40.7", Longitude="-74.0", Address="5th Ave"),
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME2",
+                      MediaContentType0="audio/ogg"),
+        twilio_params("+15559990001", "Yes", whatsapp=True, ButtonText="Yes", ButtonPayload="/affirm"),
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME3",
+                      MediaContentType0="text/vcard"),
+    ]
+    for params in cases:
+        assert post_twilio(client, params).status_code == 200
+    with srv.db.session() as session:
+        kinds = session.scalars(select(Message.kind).where(Message.direction == "in").order_by(Message.id)).all()
+        assert kinds == ["photo", "location", "voice", "button", "contact"]
+        location = session.scalars(select(Message.data).where(Message.kind == "location")).one()
+        assert location["location"]["lat"] == 40.7
+    srv.dispatcher.drain()
+    assert len(providers.twilio_messages()) == 5
+    assert all(r.value("Body") for r in providers.twilio_messages())
+
+
+def test_status_callback_updates_delivery_state(client, srv, providers, seeded):
+    post_twilio(client, twilio_params("+15551230001", "where is my order?"))
+    srv.dispatcher.drain()
+    with srv.db.session() as session:
+        out = session.scalar(select(Message).where(Message.direction == "out"))
+        sid = out.provider_id
+        assert out.status == "sent" and sid.startswith("SM")
+    for status in ("delivered", "sent"):  # a late "sent" must not move "delivered" back
+        params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC1", "To": "+15551230001"}
+        response = post_twilio(client, params, path="/webhooks/twilio/status")
+        assert response.status_code == 204
+    with srv.db.session() as session:
+        assert session.get(Message, out.id).status == "delivered"
+
+
+def test_status_callback_21610_marks_the_number_opted_out(client, srv, providers, seeded):
+    post_twilio(client, twilio_params("+15551230001", "where is my order?"))
+    srv.dispatcher.drain()
+    with srv.db.session() as session:
+        sid = session.scalar(select(Message.provider_id).where(Message.direction == "out"))
+    params = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
+    assert post_twilio(client, params, path="/webhooks/twilio/status").status_code == 204
+    with srv.db.session() as session:
+        assert session.scalar(select(Conversation.opted_out)) is True
+        assert session.scalar(select(Message.status).where(Message.direction == "out")) == "failed"
+
+
+def test_status_callback_needs_a_signature_and_fields(client, srv):
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    assert client.post("/webhooks/twilio/status", data=params).status_code == 403
+    assert post_twilio(client, {"MessageSid": "SM1"}, path="/webhooks/twilio/status").status_code == 400
+    bad = {"MessageSid": "SM1", "MessageStatus": "teleported"}
+    assert post_twilio(client, bad, path="/webhooks/twilio/status").status_code == 400
+
+
+def test_unreachable_database_is_503_so_twilio_retries(providers):
+    from app import create_app
+    from tests.conftest import base_config
+
+    app = create_app(base_config("postgresql+psycopg://nobody@127.0.0.1:1/nothing", providers.url))
+    params = twilio_params("+15551230001", "where is my order?")
+    response = post_twilio(app.test_client(), params)
+    assert response.status_code == 503
+    assert "database" in response.get_json()["error"]
+    assert response.headers["Retry-After"]
+    app.extensions["lastmile"].db.dispose()
