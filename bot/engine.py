@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import i18n
+from bot import conversations, i18n
 from bot.context import Turn
 from bot.messages import Inbound
 from bot.services import Services
@@ -109,15 +109,7 @@ class Engine:
 
     # --- who and where -------------------------------------------------------------------------
     def _conversation(self, session: Session, inbound: Inbound) -> Conversation:
-        key = (Conversation.channel == inbound.channel, Conversation.address == inbound.address)
-        conversation = session.scalar(select(Conversation).where(*key))
-        if conversation is None:
-            try:
-                with session.begin_nested():
-                    conversation = Conversation(channel=inbound.channel, address=inbound.address, state={})
-                    session.add(conversation)
-            except IntegrityError:  # created by a concurrent delivery
-                conversation = session.scalar(select(Conversation).where(*key))
+        conversation = conversations.get_or_create(session, inbound.channel, inbound.address)
         self._identify(session, conversation)
         return conversation
 
