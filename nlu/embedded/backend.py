@@ -99,6 +99,11 @@ class EmbeddedBackend:
         language_probs = softmax(art.language_head.row_logits(index, values))
         return intent_probs, language_probs
 
+    def detect_language(self, text: str, locale: str | None = None) -> str | None:
+        """lingua blended with the in-domain language head; short texts keep the locale."""
+        _, language_probs = self.classify(text)
+        return detect_language(text, locale, dict(zip(LANGUAGES, language_probs.tolist(), strict=True)))
+
     def parse(self, text: str, locale: str | None = None, timezone: str | None = None,
               *, now: datetime | None = None) -> Intent:
         text = text or ""

@@ -1,0 +1,96 @@
+"""`lastmile nlu ...`: train the embedded model, evaluate a backend, parse texts from stdin."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+logger = logging.getLogger(__name__)
+
+HELDOUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "nlu" / "heldout"
+
+nlu_group = click.Group("nlu", help="The intent layer: train, evaluate and try the NLU backends.")
+
+
+def _nlu_config() -> dict:
+    """The `nlu` section of the app config when bot.config is available, else defaults."""
+    try:
+        from bot.config import load_config
+
+        return dict(load_config().get("nlu") or {})
+    except Exception as exc:  # noqa: BLE001 (a CLI for the NLU alone must work without the app)
+        logger.debug("no app config (%s): NLU defaults", exc)
+        return {}
+
+
+@nlu_group.command("train")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Directory of Rasa NLU YAML files (default: nlu/data).")
+def train_command(data_dir: Path | None) -> None:
+    """Train the embedded classifier and cache it in nlu/.cache/."""
+    from nlu.embedded.artifact import artifact_path, train
+    from nlu.training_data import DATA_DIR, load_training_data
+
+    data_dir = data_dir or DATA_DIR
+    path = artifact_path(data_dir)
+    data = load_training_data(data_dir)
+    started = time.perf_counter()
+    with click.progressbar(length=1, label="training", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        artifact = train(data, key=path.stem, progress=progress)
+    artifact.save(path)
+    elapsed = time.perf_counter() - started
+    click.echo(f"trained on {artifact.n_examples} examples ({len(artifact.intents)} intents, "
+               f"{len(artifact.vocab)} features) in {elapsed:.2f}s")
+    click.echo(f"artifact {path} ({path.stat().st_size / 1024:.0f} KiB), temperature {artifact.temperature:.2f}")
+
+
+@nlu_group.command("evaluate")
+@click.option("--backend", type=click.Choice(["embedded", "rasa"]), default=None,
+              help="Backend to evaluate (default: the configured one).")
+@click.option("--data", "data_path", type=click.Path(exists=True, path_type=Path), default=HELDOUT_DIR,
+              show_default=True, help="A Rasa NLU YAML test file or a directory of them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate_command(backend: str | None, data_path: Path, as_json: bool) -> None:
+    """Score a backend on held-out examples: per-intent F1, per language, OOS, latency."""
+    from nlu import backend_from_config
+    from nlu.evaluate import evaluate, load_examples
+
+    config = _nlu_config()
+    if backend:
+        config["backend"] = backend
+    report = evaluate(backend_from_config(config), load_examples(data_path))
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if as_json else report.render())
+
+
+@nlu_group.command("parse")
+@click.option("--locale", default=None, help="Conversation locale, e.g. es or pt_BR.")
+@click.option("--timezone", default=None, help="IANA time zone for dates, e.g. Europe/Madrid.")
+@click.option("--backend", type=click.Choice(["embedded", "rasa"]), default=None)
+def parse_command(locale: str | None, timezone: str | None, backend: str | None) -> None:
+    """Read one text per line on stdin; print one JSON object per line."""
+    from nlu import backend_from_config
+
+    config = _nlu_config()
+    if backend:
+        config["backend"] = backend
+    nlu = backend_from_config(config)
+    for line in click.get_text_stream("stdin"):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        intent = nlu.parse(text, locale=locale, timezone=timezone)
+        click.echo(json.dumps({
+            "text": text, "intent": intent.name, "confidence": round(intent.confidence, 4),
+            "language": intent.language,
+            "entities": [{"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
+                         for e in intent.entities],
+        }, ensure_ascii=False))
