@@ -75,15 +75,16 @@ def evaluate_command(backend: str | None, data_path: Path, as_json: bool) -> Non
 @click.option("--locale", default=None, help="Conversation locale, e.g. es or pt_BR.")
 @click.option("--timezone", default=None, help="IANA time zone for dates, e.g. Europe/Madrid.")
 @click.option("--backend", type=click.Choice(["embedded", "rasa"]), default=None)
-def parse_command(locale: str | None, timezone: str | None, backend: str | None) -> None:
-    """Read one text per line on stdin; print one JSON object per line."""
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+def parse_command(locale: str | None, timezone: str | None, backend: str | None, source) -> None:
+    """Read one text per line (stdin or SOURCE); print one JSON object per line."""
     from nlu import backend_from_config
 
     config = _nlu_config()
     if backend:
         config["backend"] = backend
     nlu = backend_from_config(config)
-    for line in click.get_text_stream("stdin"):
+    for line in source:
         text = line.rstrip("\r\n")
         if not text.strip():
             continue

@@ -21,7 +21,7 @@ _STREET = (r"street|st|road|rd|avenue|ave|av|lane|ln|drive|dr|way|close|court|ct
            r"|calle|c/|avda|avenida|paseo|plaza|pza|carrer|camino|ronda|rue|bd|chemin|allee|impasse|quai|cours|route"
            r"|stra(?:ss|s|ß)e|str|weg|platz|gasse|ring|damm|ufer|rua|r|travessa|largo|praca|estrada|alameda|apartment|apt|flat|piso|etage")
 _ADDRESS_RE = re.compile(
-    r"(?:\b(?:to|at|a|al|nach|para|pra|en|in|zur|zum|au|na|no|em|is|es|est|ist|e)|:)\s+"
+    r"(?:\b(?:to|at|a|à|al|nach|para|pra|en|in|zur|zum|au|aux|na|no|em|is|es|est|ist|e)|:)\s+"
     r"(?P<addr>[^.!?;\n]{4,90})", re.IGNORECASE)
 _ADDRESS_STOP_RE = re.compile(
     r"\s+(?:instead|please|pls|plz|por favor|pf|s'?il vous pla[iî]t|stp|svp|bitte|en vez|en lugar|au lieu|statt|stattdessen|em vez|thanks|thx|gracias|merci|danke|obrigad[oa])\b.*$",

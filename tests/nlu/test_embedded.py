@@ -1,0 +1,121 @@
+"""The embedded backend: short messages, keywords, shortcut, fallback, cache, latency."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from nlu import backend_from_config
+from nlu.embedded import EmbeddedBackend
+from nlu.embedded.artifact import artifact_path
+from nlu.training_data import DATA_DIR
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("yes", "affirm"), ("nope", "deny"), ("hi", "greet"), ("stop", "opt_out"), ("help", "help"),
+    ("ok", "affirm"), ("si", "affirm"), ("oui", "affirm"), ("ja", "affirm"), ("sim", "affirm"),
+    ("STOP", "opt_out"), ("UNSUBSCRIBE", "opt_out"), ("ARRET", "opt_out"), ("BAJA", "opt_out"),
+    ("PARAR", "opt_out"), ("START", "opt_in"), ("UNSTOP", "opt_in"), ("thx", "thanks"),
+])
+def test_one_word_messages(embedded, text, intent):
+    assert embedded.parse(text).name == intent
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("wheres my parcel??", "track_order"),
+    ("gate code is 4411#", "delivery_instructions"),
+    ("can u leave it w/ the neighbour at 12", "change_address"),
+    ("no estaré en casa hasta las 6", "reschedule"),
+    ("5 ⭐", "rate_delivery"),
+    ("I want a real person", "human_handoff"),
+    ("it says delivered but nothing here", "report_problem"),
+    ("pls leave behind the bins", "delivery_instructions"),
+    ("deliver to my work instead", "change_address"),
+    ("can I pick it up at the locker", "change_address"),
+    ("send me the photo", "proof_of_delivery"),
+    ("where did the driver put it", "proof_of_delivery"),
+])
+def test_brief_examples(embedded, text, intent):
+    assert embedded.parse(text).name == intent
+
+
+def test_language_and_entities(embedded):
+    now = datetime(2024, 5, 8, 10, 0)
+    result = embedded.parse("puedes traerlo mañana después de las 6? pedido LM-10001",
+                            timezone="Europe/Madrid", now=now)
+    assert result.language == "es"
+    assert result.entity("order_id") == "LM-10001"
+    assert result.entity("date") == "2024-05-09"
+    assert result.entity("time") == {"from": "2024-05-09T18:00:00+02:00", "to": None}
+    assert embedded.parse("4/5", locale="fr").entity("rating") == 4
+
+
+def test_short_texts_keep_the_locale(embedded):
+    assert embedded.parse("ok", locale="pt_BR").language == "pt"
+    assert embedded.parse("where is my parcel please", locale="de").language == "en"
+
+
+def test_shortcut(embedded):
+    result = embedded.parse('/rate_delivery{"rating": 4}')
+    assert (result.name, result.confidence, result.entity("rating")) == ("rate_delivery", 1.0, 4)
+    assert embedded.parse("/affirm").name == "affirm"
+
+
+def test_fallback_keeps_the_ranking():
+    strict = EmbeddedBackend(fallback_threshold=0.999)
+    result = strict.parse("maybe the thing tomorrow")
+    assert result.name == "out_of_scope"
+    assert len(result.ranking) > 1 and result.ranking[0][1] < 0.999
+
+
+def test_ranking_is_sorted_and_confidence_is_a_probability(embedded):
+    result = embedded.parse("where is my order")
+    confidences = [c for _, c in result.ranking]
+    assert confidences == sorted(confidences, reverse=True)
+    assert 0.0 <= result.confidence <= 1.0
+
+
+def test_backend_from_config_reads_the_threshold():
+    backend = backend_from_config({"backend": "embedded", "fallback_threshold": 0.7})
+    assert isinstance(backend, EmbeddedBackend) and backend.fallback_threshold == 0.7
+
+
+def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    shutil.copytree(DATA_DIR, data)
+    first = EmbeddedBackend(data, cache_dir=cache)
+    assert first.parse("where is my order").name == "track_order"
+    old = artifact_path(data, cache)
+    assert old.exists()
+    again = EmbeddedBackend(data, cache_dir=cache)
+    again.artifact  # noqa: B018
+    assert list(cache.glob("embedded-*.npz")) == [old]  # loaded, not retrained
+    with (data / "en.yml").open("a", encoding="utf-8") as f:
+        f.write("- intent: track_order\n  examples: |\n    - zorblax my parcel\n")
+    changed = EmbeddedBackend(data, cache_dir=cache)
+    changed.artifact  # noqa: B018
+    new = artifact_path(data, cache)
+    assert new != old and new.exists() and not old.exists()
+
+
+def test_training_takes_seconds(embedded):
+    assert embedded.artifact.train_seconds < 15
+
+
+def test_p50_latency_under_1ms(embedded):
+    texts = ["wheres my parcel??", "gate code is 4411#", "can u leave it w/ the neighbour at 12",
+             "5 ⭐", "yes", "no estaré en casa hasta las 6", "où est mon colis svp", "wo ist mein Paket"]
+    for text in texts:
+        embedded.parse(text)
+    samples = []
+    for _ in range(40):
+        for text in texts:
+            started = time.perf_counter()
+            embedded.parse(text)
+            samples.append(time.perf_counter() - started)
+    assert statistics.median(samples) < 0.001

@@ -1,0 +1,127 @@
+"""Entity extractors: values and offsets, per language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from nlu.dates import extract_datetimes
+from nlu.entities import addresses, languages, order_ids, postcodes, rating
+
+NOW = datetime(2024, 5, 8, 10, 0)  # a Wednesday
+
+
+def _check_offsets(text, entities):
+    for ent in entities:
+        assert text[ent.start : ent.end] == ent.text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("my order 1Z999AA10123456784 where", "1Z999AA10123456784"),
+    ("ref lm-10001 pls", "LM-10001"),
+    ("suivi 9400111899223856928499", "9400111899223856928499"),
+    ("pedido AB12CD3456", "AB12CD3456"),
+])
+def test_order_ids(text, expected):
+    found = order_ids(text)
+    assert [e.value for e in found] == [expected]
+    _check_offsets(text, found)
+
+
+def test_no_order_id_in_plain_words_or_gate_codes():
+    assert order_ids("gate code is 4411# thanks") == []
+    assert order_ids("deliver tomorrow afternoon") == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("send to 221B Baker Street, London NW1 6XE", "NW1 6XE"),
+    ("mude para Rua Augusta 100, 1100-053 Lisboa", "1100-053"),
+    ("zip 90210", "90210"),
+    ("code postal 75001", "75001"),
+    ("PLZ 10115", "10115"),
+])
+def test_postcodes(text, expected):
+    found = postcodes(text)
+    assert [e.value for e in found] == [expected]
+    _check_offsets(text, found)
+
+
+def test_five_digits_without_context_are_not_postcodes():
+    assert postcodes("gate code 44112") == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("please deliver to 12 High Street, Leeds instead", "12 High Street, Leeds"),
+    ("envíalo a Calle de Alcalá 45, 28014 Madrid", "Calle de Alcalá 45, 28014 Madrid"),
+    ("livrez à 8 rue de Rivoli svp", "8 rue de Rivoli"),
+    ("liefern Sie bitte nach Hauptstraße 5", "Hauptstraße 5"),
+    ("entregue na Rua das Flores 45", "Rua das Flores 45"),
+])
+def test_addresses(text, expected):
+    found = addresses(text)
+    assert [e.value for e in found] == [expected]
+    _check_offsets(text, found)
+
+
+def test_no_address_without_a_street():
+    assert addresses("deliver to my work instead") == []
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("4", 4), ("4/5", 4), ("5 ⭐", 5), ("⭐⭐⭐⭐", 4), ("****", 4), ("👍", 5), ("😡", 1),
+    ("five stars", 5), ("cinco estrellas", 5), ("très bien", 4), ("sehr gut", 4), ("péssimo", 1),
+    ("3 out of 5", 3), ("8/10 good", 4), ("vier sterne", 4),
+])
+def test_ratings(text, value):
+    ent = rating(text)
+    assert ent is not None and ent.value == value
+    _check_offsets(text, [ent])
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("in Spanish please", "es"), ("español", "es"), ("en français svp", "fr"), ("auf Deutsch", "de"),
+    ("em português", "pt"), ("switch to english", "en"), ("en inglés", "en"),
+])
+def test_languages(text, code):
+    found = languages(text)
+    assert [e.value for e in found] == [code]
+    _check_offsets(text, found)
+
+
+def _values(text, tz="Europe/Madrid"):
+    found = extract_datetimes(text, timezone=tz, now=NOW)
+    _check_offsets(text, found)
+    return [(e.entity, e.value) for e in found]
+
+
+def test_relative_days_in_five_languages():
+    for text in ("tomorrow", "mañana", "demain", "morgen", "amanhã"):
+        assert _values(text) == [("date", "2024-05-09")], text
+
+
+def test_weekdays():
+    assert _values("next friday") == [("date", "2024-05-10")]
+    assert _values("am Montag") == [("date", "2024-05-13")]
+    assert _values("el lunes") == [("date", "2024-05-13")]
+    assert _values("na sexta-feira") == [("date", "2024-05-10")]
+
+
+def test_times_resolve_in_the_customer_time_zone():
+    assert _values("after 6") == [("time", {"from": "2024-05-08T18:00:00+02:00", "to": None})]
+    assert _values("after 6", tz="America/New_York") == [("time", {"from": "2024-05-08T18:00:00-04:00", "to": None})]
+    assert _values("até às 18h") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
+    assert _values("no estaré en casa hasta las 6") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
+    assert _values("between 2 and 4pm") == [
+        ("time", {"from": "2024-05-08T14:00:00+02:00", "to": "2024-05-08T16:00:00+02:00"})]
+
+
+def test_date_and_time_together():
+    assert _values("demain à 18h") == [("date", "2024-05-09"), ("time", "2024-05-09T18:00:00+02:00")]
+    assert _values("el 15 de mayo a las 10:30") == [("date", "2024-05-15"), ("time", "2024-05-15T10:30:00+02:00")]
+    assert _values("um 14 Uhr") == [("time", "2024-05-08T14:00:00+02:00")]
+
+
+def test_numbers_that_are_not_times():
+    assert _values("I have 3 kids") == []
+    assert _values("gate code 4411") == []

@@ -1,0 +1,56 @@
+"""The embedded backend on the held-out set (never used for training) meets its targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlu.evaluate import evaluate, load_examples
+from nlu.embedded.features import fold
+from nlu.training_data import load_training_data
+from nlu.types import INTENTS, LANGUAGES
+
+HELDOUT = Path(__file__).parent / "heldout"
+
+
+@pytest.fixture(scope="module")
+def report(embedded):
+    return evaluate(embedded, load_examples(HELDOUT))
+
+
+def test_heldout_covers_every_intent_and_language():
+    examples = load_examples(HELDOUT)
+    for language in LANGUAGES:
+        for intent in INTENTS:
+            n = sum(1 for e in examples if e.language == language and e.intent == intent)
+            assert n >= 15, (language, intent, n)
+
+
+def test_heldout_sentences_are_not_training_sentences():
+    training = {fold(e.text) for e in load_training_data().examples}
+    copied = [e.text for e in load_examples(HELDOUT) if len(e.text.split()) >= 3 and fold(e.text) in training]
+    assert not copied
+
+
+def test_macro_f1(report):
+    assert report.macro_f1 >= 0.95, report.render()
+
+
+def test_macro_f1_per_language(report):
+    assert set(report.per_language_macro_f1) == set(LANGUAGES)
+    for language, f1 in report.per_language_macro_f1.items():
+        assert f1 >= 0.90, (language, f1)
+
+
+def test_out_of_scope_false_accepts(report):
+    assert report.oos_false_accept_rate <= 0.05
+
+
+def test_report_dict_and_render(report):
+    data = report.to_dict()
+    assert {"macro_f1", "per_intent", "per_language_macro_f1", "confusions", "oos_false_accept_rate",
+            "latency_ms"} <= set(data)
+    assert data["per_intent"]["track_order"]["support"] == 75
+    text = report.render()
+    assert "macro-F1" in text and "█" in text
