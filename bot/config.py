@@ -35,6 +35,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LASTMILE_NLU_BACKEND": "nlu.backend",
     "LASTMILE_RASA_URL": "nlu.rasa.url",
     "CARRIER_CALLBACK_URL": "carrier.callback_url",
+    "SUPPORT_WEBHOOK_URL": "support.webhook_url",
 }
 
 # Secrets: environment only, never config files.
@@ -44,6 +45,7 @@ SECRET_ENV: dict[str, str] = {
     "TELEGRAM_WEBHOOK_SECRET": "telegram_webhook_secret",
     "LASTMILE_SECRET_KEY": "secret_key",
     "CARRIER_CALLBACK_SECRET": "carrier_callback_secret",
+    "SUPPORT_WEBHOOK_SECRET": "support_webhook_secret",
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
