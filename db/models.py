@@ -335,3 +335,25 @@ class Rating(Timestamped, Base):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+
+
+class Notification(Base):
+    """A proactive message decided from an order event: sent, held (quiet hours, rate limit) or skipped."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_order", "order_id", "id"),
+        Index("ix_notifications_conversation", "conversation_id", "status", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("order_events.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))  # out_for_delivery|eta_updated|...|rating_prompt
+    content_key: Mapped[str] = mapped_column(String(64))  # same kind + same content = a repeat
+    status: Mapped[str] = mapped_column(String(16))  # sent|held|skipped|coalesced|superseded
+    reason: Mapped[str | None] = mapped_column(String(32))  # opted_out|quiet_hours|rate_limit|duplicate|...
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the ETA window notified, template used
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    release_at: Mapped[datetime | None]
