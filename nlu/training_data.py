@@ -113,7 +113,8 @@ def data_files(path: str | Path) -> list[Path]:
 def load_file(path: Path, into: TrainingData) -> None:
     """Add the content of one Rasa NLU file; the file stem names the language if it is one."""
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    language = path.stem if len(path.stem) == 2 else None
+    stem = path.stem.split("_")[0]
+    language = stem if len(stem) == 2 else None
     for block in document.get("nlu") or []:
         if "intent" in block:
             intent = str(block["intent"])
