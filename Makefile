@@ -60,7 +60,7 @@ i18n-update: venv
 	done
 
 i18n-compile: venv
-	$(BIN)/pybabel compile -q -d $(CATALOG_DIR) --statistics 2>&1 | grep -v "^$$" || true
+	@$(BIN)/pybabel compile -d $(CATALOG_DIR) >/dev/null 2>&1 || $(BIN)/pybabel compile -d $(CATALOG_DIR)
 
 # Regenerate the single initial migration from the models (before the first release only).
 schema: venv

@@ -87,6 +87,7 @@ def answer(turn: Turn, order: Order) -> None:
 
 
 def choose_order(turn: Turn, orders: list[Order]) -> None:
+    orders = sorted(orders, key=_soonest)
     buttons = [Button(o.ref, f'/track_order{{"order_id": "{o.ref}"}}') for o in orders[:8]]
     turn.expect("choose_order")
     turn.reply(_("You have %(count)d orders on the way. Which one do you mean?", count=len(orders)), buttons)
@@ -117,6 +118,14 @@ def ask_postcode(turn: Turn, ref: str) -> None:
         return
     turn.expect("proof", proof_ref=ref)
     turn.reply(_("To protect your privacy, please send the delivery postcode for order %(ref)s.", ref=ref))
+
+
+def looks_like_proof(text: str) -> bool:
+    """'LM-10001 10001', 'order 1Z999 zip 10001': an order number and a postcode, little else."""
+    if len(text.split()) > 8:
+        return False
+    ref = _first_ref(text)
+    return ref is not None and _postcode_from(text, ref) is not None
 
 
 def on_proof(turn: Turn) -> bool:
@@ -155,6 +164,11 @@ def _locked(turn: Turn) -> bool:
         turn.reply(_("Too many attempts. For your security, please try again in an hour or ask for a person."))
         return True
     return False
+
+
+def _soonest(order: Order) -> tuple[bool, str]:
+    when = order.eta_start or order.window_start
+    return when is None, when.isoformat() if when else ""
 
 
 def _matches(order: Order, ref: str) -> bool:
