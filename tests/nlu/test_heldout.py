@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nlu.evaluate import evaluate, load_examples
 from nlu.embedded.features import fold
+from nlu.evaluate import evaluate, load_examples
 from nlu.training_data import load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
