@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
@@ -29,6 +30,10 @@ def _default_backend() -> NLUBackend:
     return backend_from_config({})
 
 
-def parse(text: str, locale: str | None = None, timezone: str | None = None) -> Intent:
-    """Parse with the default embedded backend (built and cached at first use)."""
-    return _default_backend().parse(text, locale=locale, timezone=timezone)
+def parse(text: str, locale: str | None = None, timezone: str | None = None,
+          *, now: datetime | None = None) -> Intent:
+    """Parse with the default embedded backend (built and cached at first use); `now`
+    anchors relative dates (tests)."""
+    if now is None:
+        return _default_backend().parse(text, locale=locale, timezone=timezone)
+    return _default_backend().parse(text, locale=locale, timezone=timezone, now=now)
