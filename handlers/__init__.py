@@ -68,6 +68,8 @@ def dispatch(turn: Turn) -> None:
         return
     if turn.inbound.kind in NON_TEXT_KINDS and not turn.inbound.text.strip():
         smalltalk.non_text(turn)
+    elif not awaiting and tracking.looks_like_proof(turn.inbound.text) and tracking.on_proof(turn):
+        pass  # an order number and postcode sent without being asked
     else:
         if awaiting and name in INTERRUPTS:
             turn.expect(None)

@@ -121,11 +121,14 @@ def ask_postcode(turn: Turn, ref: str) -> None:
 
 
 def looks_like_proof(text: str) -> bool:
-    """'LM-10001 10001', 'order 1Z999 zip 10001': an order number and a postcode, little else."""
-    if len(text.split()) > 8:
+    """'LM-10001 10001', 'order 1Z999AA1 zip 10001': an order number and a postcode, nothing else."""
+    words = POSTCODE_WORDS.sub(" ", re.sub(r"[^\w\s\-]", " ", text)).split()
+    if not 2 <= len(words) <= 3:
         return False
-    ref = _first_ref(text)
-    return ref is not None and _postcode_from(text, ref) is not None
+    ref = words[0]
+    looks_like_ref = (len(ref) >= 5 and re.search(r"\d", ref) is not None
+                      and (re.search(r"[A-Za-z\-]", ref) is not None or len(ref) >= 8))
+    return looks_like_ref and _postcode_from(text, ref) is not None
 
 
 def on_proof(turn: Turn) -> bool:

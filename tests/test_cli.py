@@ -1,0 +1,91 @@
+"""The `lastmile` console command, run as a real subprocess against a real database and the fakes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN
+
+
+@pytest.fixture
+def env(tmp_path, providers):
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+        "TELEGRAM_API_BASE_URL": providers.url,
+        "LASTMILE_PUBLIC_BASE_URL": "https://bot.example.test",
+    }
+
+
+def lastmile(env, *args, input=None):
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=env,
+                          input=input, timeout=120)
+
+
+def test_db_upgrade_then_apikey_create_prints_the_key_last(env):
+    result = lastmile(env, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "database at revision 0001" in result.stdout
+    result = lastmile(env, "apikey", "create", "acme")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("lm_") and len(key) > 40
+    assert key not in result.stderr
+
+
+def test_demo_seed_is_idempotent_and_chat_answers_in_the_terminal(env):
+    first = lastmile(env, "demo", "seed")
+    assert first.returncode == 0 and "5 new orders" in first.stdout
+    again = lastmile(env, "demo", "seed")
+    assert "0 new orders" in again.stdout
+    chat = lastmile(env, "chat", "--phone", "+15551230001", "-m", "where is my order?", "-m", "thanks")
+    assert chat.returncode == 0, chat.stderr
+    assert "bot> Your order LM-10001 is out for delivery." in chat.stdout
+    assert "welcome" in chat.stdout
+
+
+def test_interactive_chat_reads_stdin(env):
+    lastmile(env, "demo", "seed")
+    chat = lastmile(env, "chat", "--phone", "+15551230002", input="¿dónde está mi pedido?\n")
+    assert "Tu pedido LM-10002" in chat.stdout
+
+
+def test_telegram_set_webhook_sends_the_secret(env, providers):
+    result = lastmile(env, "telegram", "set-webhook")
+    assert result.returncode == 0, result.stderr
+    [call] = providers.telegram_calls("setWebhook")
+    assert call.value("url") == "https://bot.example.test/webhooks/telegram"
+    assert call.value("secret_token") == TELEGRAM_SECRET
+
+
+def test_telegram_set_webhook_without_a_secret_is_refused(env, providers):
+    env = {**env, "TELEGRAM_WEBHOOK_SECRET": ""}
+    result = lastmile(env, "telegram", "set-webhook")
+    assert result.returncode != 0 and "TELEGRAM_WEBHOOK_SECRET" in result.stderr
+    assert providers.telegram_calls("setWebhook") == []
+
+
+def test_telegram_poll_handles_updates_and_replies(env, providers):
+    lastmile(env, "demo", "seed")
+    providers.updates = [{"update_id": 41, "message": {
+        "message_id": 1, "date": 1764244800, "chat": {"id": 100001, "type": "private"},
+        "from": {"id": 100001, "is_bot": False, "first_name": "Alice", "language_code": "en"},
+        "text": "where is my order?"}}]
+    result = lastmile(env, "telegram", "poll", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "1 update(s) handled" in result.stdout
+    [reply] = providers.telegram_calls("sendMessage")
+    assert "LM-10001" in reply.value("text")
+
+
+def test_outbox_status_draws_a_chart(env):
+    lastmile(env, "demo", "seed")
+    lastmile(env, "chat", "--phone", "+15551230001", "-m", "hello")
+    result = lastmile(env, "outbox", "status")
+    assert result.returncode == 0 and "sent" in result.stdout and "█" in result.stdout
