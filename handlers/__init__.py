@@ -36,6 +36,7 @@ STATE_HANDLERS: dict[str, StateHandler] = {
     "proof": tracking.on_proof,
     "choose_order": tracking.on_choose_order,
     "clarify": smalltalk.on_clarify,
+    "handoff_offer": handoff.on_offer,
 }
 
 ROLE_HANDLERS: dict[str, Handler] = {}

@@ -8,7 +8,9 @@ from db.models import Handoff
 
 
 def request_person(turn: Turn) -> None:
-    open_handoff(turn, "human_handoff")
+    """'I want a person', or the 'Talk to a person' button offered after two misses in a row."""
+    lost = turn.intent.entity("reason") == "fallback" or int(turn.state.get("misses") or 0) >= 2
+    open_handoff(turn, "fallback" if lost else "human_handoff")
 
 
 def report_problem(turn: Turn) -> None:
@@ -25,3 +27,12 @@ def open_handoff(turn: Turn, reason: str, details: dict | None = None) -> Handof
 def while_in_handoff(turn: Turn) -> None:
     """The customer's message waits for the agent; the bot says nothing."""
     turn.message.data = {**(turn.message.data or {}), "queued_for_agent": True}
+
+
+def on_offer(turn: Turn) -> bool:
+    """The answer to 'would you like to talk to a person?' after two misses in a row."""
+    turn.expect(None)
+    if turn.intent.name == "affirm":
+        open_handoff(turn, "fallback")
+        return True
+    return False  # "no", or something else: the intents decide

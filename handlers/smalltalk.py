@@ -100,9 +100,10 @@ def fallback(turn: Turn) -> None:
     misses = int(turn.state.get("misses") or 0) + 1
     turn.update_state(misses=misses)
     if misses >= 2:
-        turn.expect("clarify")
+        turn.expect("handoff_offer")  # a yes opens a handoff with reason `fallback`
         turn.reply(_("Sorry, I still don't understand. Would you like to talk to a person?"),
-                   [Button(_("Talk to a person"), "/human_handoff"), Button(_("No, thanks"), "/deny")])
+                   [Button(_("Talk to a person"), '/human_handoff{"reason": "fallback"}'),
+                    Button(_("No, thanks"), "/deny")])
         return
     options = [name for name, _score in turn.intent.ranking if name in CLARIFY_TITLES][:3]
     for default in ("track_order", "delivery_instructions", "human_handoff"):
