@@ -60,6 +60,22 @@ def _ensure_schema(srv) -> None:
                                    "run `lastmile db upgrade` first")
 
 
+# --- worker ---------------------------------------------------------------------------------------
+@cli.command(help="Run a Celery worker that sends the outbox (outbox.mode: celery), with an embedded beat.")
+@click.option("--concurrency", default=4, show_default=True, type=int)
+def worker(concurrency: int) -> None:
+    from bot.config import load_config
+    from bot.tasks import make_celery
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
+    celery = make_celery(config)
+    celery.worker_main(["worker", "--beat", "--loglevel=INFO", f"--concurrency={concurrency}",
+                        "--pool=threads"])
+
+
 # --- db --------------------------------------------------------------------------------------------
 @cli.group(help="Database schema.")
 def db() -> None:
