@@ -3,10 +3,16 @@
 `schedule()` adds a job inside the caller's transaction; `run_due_jobs()` claims due jobs with
 a compare-and-set update (so several web processes never run one job twice) and calls the
 function registered for its kind with `@job("kind")`.
+
+A job's effects and its "done" mark commit in one transaction, and "done" is a compare-and-set
+on the claim (status running, same attempt number): a job whose lease ran out and was claimed
+again elsewhere rolls its own effects back, so every job takes effect once even across restarts
+and several web processes. `job_now()` is the time the run is for (the sweep's `now`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +30,16 @@ JobFunction = Callable[[Session, dict[str, Any]], None]
 JOBS: dict[str, JobFunction] = {}
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
+_run_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("job_run_time", default=None)
+
+
+class LostClaim(Exception):
+    """The job's lease ran out and another worker claimed it: this run's effects are rolled back."""
+
+
+def job_now() -> datetime:
+    """Inside a job: the time the sweep runs it for (tests and catch-up runs pass a later `now`)."""
+    return _run_time.get() or utcnow()
 
 
 def job(kind: str) -> Callable[[JobFunction], JobFunction]:
@@ -91,14 +107,20 @@ def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) ->
                 .where(ScheduledJob.id == job_id, ScheduledJob.status == "pending")
                 .values(status="running", locked_until=now + LEASE, attempts=ScheduledJob.attempts + 1)
             ).rowcount
+            attempt = session.scalar(select(ScheduledJob.attempts).where(ScheduledJob.id == job_id)) if won else 0
         if not won:
             continue
         ran += 1
-        _run_one(database, job_id)
+        token = _run_time.set(now)
+        try:
+            _run_one(database, job_id, attempt)
+        finally:
+            _run_time.reset(token)
     return ran
 
 
-def _run_one(database: Any, job_id: int) -> None:
+def _run_one(database: Any, job_id: int, attempt: int) -> None:
+    claim = (ScheduledJob.id == job_id, ScheduledJob.status == "running", ScheduledJob.attempts == attempt)
     try:
         with database.session() as session:
             item = session.get(ScheduledJob, job_id)
@@ -106,11 +128,19 @@ def _run_one(database: Any, job_id: int) -> None:
             if function is None:
                 raise LookupError(f"no job function for kind {item.kind!r}")
             function(session, dict(item.payload))
-            item.status, item.finished_at, item.locked_until = "done", utcnow(), None
+            session.flush()
+            done = session.execute(update(ScheduledJob).where(*claim).values(
+                status="done", finished_at=utcnow(), locked_until=None)).rowcount
+            if not done:
+                raise LostClaim(f"scheduled job {job_id} was claimed again elsewhere")
+    except LostClaim:
+        logger.warning("scheduled job %s: lease lost, this run rolled back", job_id)
     except Exception as exc:
         logger.exception("scheduled job %s failed", job_id)
         with database.session() as session:
             item = session.get(ScheduledJob, job_id)
+            if item.status != "running" or item.attempts != attempt:
+                return
             item.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
             item.locked_until = None
             if item.attempts >= MAX_ATTEMPTS:

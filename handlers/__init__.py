@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.context import Turn
-from handlers import handoff, smalltalk, tracking
+from handlers import handoff, proof, rating, smalltalk, tracking
 
 Handler = Callable[[Turn], None]
 
@@ -27,6 +27,8 @@ INTENT_HANDLERS: dict[str, Handler] = {
     "human_handoff": handoff.request_person,
     "report_problem": handoff.report_problem,
     "out_of_scope": smalltalk.fallback,
+    "rate_delivery": rating.rate_delivery,
+    "proof_of_delivery": proof.proof_of_delivery,
 }
 
 # A question the bot asked ("which order?", "order number and postcode?") gets first go at the
@@ -36,6 +38,8 @@ STATE_HANDLERS: dict[str, StateHandler] = {
     "proof": tracking.on_proof,
     "choose_order": tracking.on_choose_order,
     "clarify": smalltalk.on_clarify,
+    "rating": rating.on_rating,
+    "rating_comment": rating.on_comment,
     "handoff_offer": handoff.on_offer,
 }
 
