@@ -21,7 +21,7 @@ from bot.context import Turn
 from bot.messages import Inbound
 from bot.services import Services
 from db.models import Conversation, Customer, Driver, Message, Order, utcnow
-from nlu.types import Intent
+from nlu.types import Entity, Intent
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ OPT_OUT_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "opt
 OPT_IN_WORDS = {"start", "unstop", "subscribe", "optin", "opt-in", "resume", "reanudar", "alta",
                 "iniciar", "démarrer", "demarrer", "anmelden"}
 HELP_WORDS = {"help", "info", "ayuda", "aide", "hilfe", "ajuda"}
+START_COMMAND = re.compile(r"^/start(?:@\w+)?(?:\s+([A-Za-z0-9_\-]{8,64}))?\s*$")
 SHORTCUT = re.compile(r"^/(?P<name>[a-z_]+)(?P<entities>\{.*\})?$", re.S)
 
 
@@ -93,6 +94,10 @@ class Engine:
         choice = _numbered_choice(conversation, text)
         if choice:
             text = choice
+        start = START_COMMAND.match(text)
+        if start:  # Telegram's /start, with the deep-link token of a tracking link
+            token = start.group(1)
+            return Intent("greet", 1.0, (Entity("start_token", token, 7, 7 + len(token)),) if token else ())
         shortcut = parse_shortcut(text)
         if shortcut is not None:
             return shortcut
@@ -183,7 +188,7 @@ class Engine:
 
 def parse_shortcut(text: str) -> Intent | None:
     """Rasa's `/intent{"entity": "value"}` form, used by buttons and tests."""
-    from nlu.types import INTENTS, Entity
+    from nlu.types import INTENTS
 
     match = SHORTCUT.match(text.strip())
     if not match or match.group("name") not in INTENTS:

@@ -21,6 +21,12 @@ CLARIFY_TITLES = {
 
 
 def greet(turn: Turn) -> None:
+    token = turn.intent.entity("start_token")
+    if token:
+        from handlers.tracking import link_by_token
+
+        if link_by_token(turn, str(token)):
+            return
     name = turn.conversation.display_name
     hello = _("Hi %(name)s!", name=name.split()[0]) if name else _("Hi!")
     turn.reply(hello + " " + _("I'm the delivery assistant. Ask me where your order is, give instructions "

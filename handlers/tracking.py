@@ -104,6 +104,18 @@ def on_choose_order(turn: Turn) -> bool:
     return False
 
 
+def link_by_token(turn: Turn, token: str) -> bool:
+    """A Telegram deep link `/start <token>`: the token of the order's tracking link proves it."""
+    from sqlalchemy import select
+
+    order = turn.session.scalar(select(Order).where(Order.tracking_token == token))
+    if order is None:
+        return False
+    order_rules.link_order(turn.session, turn.conversation, order, "deeplink")
+    answer(turn, order)
+    return True
+
+
 # --- proving an order ------------------------------------------------------------------------
 def ask_proof(turn: Turn) -> None:
     if _locked(turn):

@@ -113,3 +113,24 @@ def test_edited_message_is_stored_once_per_update(client, srv, providers):
     assert post_telegram(client, update).status_code == 200
     with srv.db.session() as session:
         assert session.scalar(select(Message.kind).where(Message.direction == "in")) == "edited"
+
+
+def test_start_deep_link_links_the_chat_to_the_order(client, srv, providers, seeded):
+    from db.models import Order
+
+    with srv.db.session() as session:
+        token = session.scalar(select(Order.tracking_token).where(Order.ref == "LM-10002"))
+    assert post_telegram(client, telegram_update(5551, f"/start {token}", language_code="es")).status_code == 200
+    srv.dispatcher.drain()
+    assert "LM-10002" in providers.telegram_calls("sendMessage")[-1].value("text")
+    # The chat now has the order without proving anything else.
+    assert post_telegram(client, telegram_update(5551, "dónde está mi pedido", language_code="es")).status_code == 200
+    srv.dispatcher.drain()
+    assert "Tu pedido LM-10002" in providers.telegram_calls("sendMessage")[-1].value("text")
+
+
+def test_start_with_an_unknown_token_just_greets(client, srv, providers):
+    assert post_telegram(client, telegram_update(5552, "/start AAAAAAAAAAAAAAAAAAAAAAAAAA")).status_code == 200
+    srv.dispatcher.drain()
+    text = providers.telegram_calls("sendMessage")[-1].value("text")
+    assert "delivery assistant" in text
