@@ -64,7 +64,8 @@ def _register_optional_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     """Blueprints of the capabilities built on the spine; each module registers itself if present."""
     import importlib
 
-    for module_name in ("nlu.web", "bot.tracking_page", "bot.console", "bot.handoff_api"):
+    for module_name in ("nlu.web", "bot.tracking_page", "bot.console", "bot.handoff_api",
+                        "bot.drivers_api"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

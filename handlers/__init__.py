@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.context import Turn
-from handlers import handoff, proof, rating, smalltalk, tracking
+from handlers import driver, handoff, instructions, proof, rating, reroute, smalltalk, tracking
 
 Handler = Callable[[Turn], None]
 
 INTENT_HANDLERS: dict[str, Handler] = {
     "track_order": tracking.where_is_my_order,
+    "delivery_instructions": instructions.give_instructions,
+    "change_address": reroute.change_address,
+    "reschedule": reroute.reschedule,
     "greet": smalltalk.greet,
     "goodbye": smalltalk.goodbye,
     "thanks": smalltalk.thanks,
@@ -38,12 +41,15 @@ STATE_HANDLERS: dict[str, StateHandler] = {
     "proof": tracking.on_proof,
     "choose_order": tracking.on_choose_order,
     "clarify": smalltalk.on_clarify,
+    "relay_order": instructions.on_order_chosen,
+    "relay_details": instructions.on_details,
+    "driver_chat": instructions.on_driver_chat,
     "rating": rating.on_rating,
     "rating_comment": rating.on_comment,
     "handoff_offer": handoff.on_offer,
 }
 
-ROLE_HANDLERS: dict[str, Handler] = {}
+ROLE_HANDLERS: dict[str, Handler] = {"driver": driver.on_driver_message}
 
 NON_TEXT_KINDS = {"photo", "location", "contact", "sticker", "voice", "audio", "document", "video", "unsupported"}
 # Intents that always win over a pending question.
