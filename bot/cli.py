@@ -284,6 +284,47 @@ def outbox_status(as_json: bool) -> None:
         click.echo(f"oldest pending since {oldest.isoformat()}")
 
 
+# --- agent -----------------------------------------------------------------------------------------
+@cli.group("agent", help="Support agents who sign in to the console.")
+def agent_group() -> None:
+    pass
+
+
+@agent_group.command("create", help="Create an agent; the password is asked for (or read with --password-stdin).")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["agent", "supervisor"]), default="agent", show_default=True)
+@click.option("--name", default=None, help="Display name (defaults to the username).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.option("--api-key", is_flag=True, help="Also create an agent-scoped API key for a helpdesk (printed once).")
+def agent_create(username: str, role: str, name: str | None, password_stdin: bool, api_key: bool) -> None:
+    from sqlalchemy import select
+
+    from bot.auth import create_api_key
+    from bot.console.auth import create_agent
+    from db.migrate import upgrade
+    from db.models import Agent
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    srv = _app().extensions["lastmile"]
+    if srv.db.is_sqlite:
+        upgrade(srv.db)
+    with srv.db.session() as session:
+        if session.scalar(select(Agent).where(Agent.username == username.strip().lower())) is not None:
+            raise click.ClickException(f"an agent named {username!r} already exists")
+        try:
+            agent = create_agent(session, username, password, role=role, name=name)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        key = create_api_key(session, f"agent {agent.username}", "agent", agent_id=agent.id) if api_key else None
+    click.echo(f"Agent {username!r} ({role}) created.", err=True)
+    if key:
+        click.echo("Agent API key (store it now: it cannot be shown again):", err=True)
+        click.echo(key)
+
+
 def _register_plugins() -> None:
     try:
         from nlu.cli import nlu_group
