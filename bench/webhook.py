@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes import FakeProviders  # noqa: E402
 
 TOKEN = "bench-token"
-LASTMILE = str(ROOT / ".venv" / "bin" / "lastmile")
-GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+LASTMILE = [sys.executable, "-m", "bot.cli"]
+GUNICORN = [sys.executable, "-m", "gunicorn"]
 
 
 def free_port() -> int:
@@ -113,9 +113,9 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
     env = {**os.environ, "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN,
            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_BASE_URL": fake.url, "TWILIO_SMS_FROM": "+15550100000",
            "LASTMILE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    subprocess.run([LASTMILE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([LASTMILE, "demo", "seed"], env=env, check=True, capture_output=True)
-    server = subprocess.Popen([LASTMILE, "serve", "--host", "127.0.0.1", "--port", str(port),
+    subprocess.run([*LASTMILE, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*LASTMILE, "demo", "seed"], env=env, check=True, capture_output=True)
+    server = subprocess.Popen([*LASTMILE, "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -136,7 +136,7 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
 
 def run_bare(args) -> dict[str, float]:
     port = free_port()
-    server = subprocess.Popen([GUNICORN, "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
+    server = subprocess.Popen([*GUNICORN, "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
                                "--threads", "8", "--chdir", str(ROOT / "bench"), "bare_app:app"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
