@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from nlu.embedded.backend import EmbeddedBackend  # noqa: E402
 from nlu.evaluate import EvaluationReport, evaluate, load_examples  # noqa: E402
-from nlu.rasa.server import CONFIG, RasaServer, train  # noqa: E402
+from nlu.rasa.server import CONFIG, RASA_VENV, RasaServer, train  # noqa: E402
 from nlu.rasa_backend import RasaBackend  # noqa: E402
 from nlu.types import LANGUAGES  # noqa: E402
 
@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         embedded, columns["embedded"] = bench_embedded(
             args.data, Path(tmp) / "embedded", args.heldout, examples
         )
-        if not args.no_rasa:
+        if not args.no_rasa and not RASA_VENV.exists():
+            logger.warning(
+                "%s missing (make rasa-venv): benching the embedded backend only", RASA_VENV
+            )
+        elif not args.no_rasa:
             epochs = dietc_epochs(args.rasa_config)
             columns[f"Rasa 3.6 (DIET, {epochs} epochs)"] = bench_rasa(
                 args.data, args.rasa_config, Path(tmp) / "rasa", examples, embedded

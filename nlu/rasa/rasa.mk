@@ -19,7 +19,8 @@ RASA_DATA := nlu/data
 RASA_MODELS := nlu/rasa/models
 RASA_MODEL := $(RASA_MODELS)/lastmile-nlu.tar.gz
 RASA_PORT ?= 5005
-RASA_HOST ?= 0.0.0.0
+# Loopback by default: --enable-api also exposes model upload and training endpoints.
+RASA_HOST ?= 127.0.0.1
 # pyenv's 3.10.13 if there is one, else any python3.10 on PATH.
 RASA_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.10.13/bin/python3.10) \
                            $(shell command -v python3.10 2>/dev/null))
