@@ -54,7 +54,7 @@ def parse_command(text: str) -> tuple[str | None, Any]:
         return "eta", int(match.group("n"))
     for name, words in (("delivered", DELIVERED), ("failed", FAILED)):
         for word in words:
-            if folded == word or folded.startswith(word + " ") or folded.startswith(word + ":"):
+            if re.match(re.escape(word) + r"(?:\W|$)", folded):
                 rest = " ".join(text.split()[len(word.split()):])
                 return name, rest.strip(" :.,-") or None
     return None, None
