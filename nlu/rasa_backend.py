@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from nlu import entities as entity_extractors
+from nlu.embedded.artifact import keyword_intents
+from nlu.embedded.features import fold
 from nlu.langdetect import detect_language, locale_language
+from nlu.training_data import DATA_DIR, load_training_data
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
 
 logger = logging.getLogger(__name__)
@@ -18,6 +22,8 @@ logger = logging.getLogger(__name__)
 #: Rasa's FallbackClassifier answers this when no intent is confident enough.
 RASA_FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
+#: Stripped around a whole-message keyword (as the embedded backend does).
+KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
 
 
 class RasaUnavailable(Exception):
@@ -31,12 +37,25 @@ class RasaBackend:
     (normally the embedded classifier) answers instead and `stats["fallbacks"]`
     is incremented; without a fallback the answer is `out_of_scope` with
     confidence 0. The text of a message is never logged (it is personal data).
+
+    Whole-message keywords (STOP, START, BAJA...: synonyms named after an intent in
+    the training data at `data_dir`) win with confidence 1.0, exactly as in the
+    embedded backend: carriers require them to work whatever the model says.
     """
 
-    def __init__(self, url: str, timeout: float = 2.0, fallback: NLUBackend | None = None):
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 2.0,
+        fallback: NLUBackend | None = None,
+        *,
+        data_dir: str | Path = DATA_DIR,
+    ):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.fallback = fallback
+        self.data_dir = Path(data_dir)
+        self._keywords: dict[str, str] | None = None
         self.stats: dict[str, int] = {"requests": 0, "fallbacks": 0}
         self._stats_lock = threading.Lock()
         self._local = threading.local()
@@ -54,11 +73,14 @@ class RasaBackend:
             self._count("fallbacks")
             logger.warning("Rasa at %s unavailable (%s); using the fallback backend", self.url, exc)
             if self.fallback is not None:
-                return self.fallback.parse(text, locale=locale, timezone=timezone)
+                return self.fallback.parse(text, locale=locale, timezone=timezone, **kw)
             return Intent(OUT_OF_SCOPE, 0.0, language=self._language(text, locale))
         intent = intent_from_rasa(answer, language=self._language(text, locale))
         if _is_shortcut(answer):
             return intent
+        keyword = self.keywords.get(fold(text).strip(KEYWORD_STRIP))
+        if keyword:
+            intent = replace(intent, name=keyword, confidence=1.0)
         # Rasa has no date resolution (no Duckling): our rule-based extractors find the
         # same entities, resolved the same way, as with the embedded backend.
         rules = entity_extractors.extract(
@@ -66,6 +88,13 @@ class RasaBackend:
             locale=locale, timezone=timezone, now=kw.get("now"),
         )  # fmt: skip
         return replace(intent, entities=merge_entities(rules, intent.entities))
+
+    @property
+    def keywords(self) -> dict[str, str]:
+        """Folded whole-message keyword -> intent, read from the training data once."""
+        if self._keywords is None:
+            self._keywords = keyword_intents(load_training_data(self.data_dir).synonyms)
+        return self._keywords
 
     def close(self) -> None:
         """Close this thread's HTTP connection pool (other threads' close with their thread)."""

@@ -296,3 +296,24 @@ def test_language_from_the_fallbacks_classifier():
             intent = backend.parse("wo ist mein Paket LM123456", locale="en_GB")
 
     assert intent.language == "de"
+
+
+def test_carrier_keywords_win_whatever_rasa_says(tmp_path):
+    (tmp_path / "shared.yml").write_text(
+        'version: "3.1"\nnlu:\n- synonym: opt_out\n  examples: |\n    - STOP\n    - baja\n'
+    )
+    answer = {
+        "text": "Stop!",
+        "intent": {"name": "greet", "confidence": 0.7},
+        "entities": [],
+        "intent_ranking": [{"name": "greet", "confidence": 0.7}],
+    }
+    with FakeRasa(lambda body: (200, answer)) as fake:
+        with backend_for(fake, data_dir=tmp_path) as backend:
+            stop = backend.parse(" Stop! ")
+            baja = backend.parse("BAJA")
+            hello = backend.parse("stop it, hello")
+
+    assert (stop.name, stop.confidence) == ("opt_out", 1.0)
+    assert (baja.name, baja.confidence) == ("opt_out", 1.0)
+    assert hello.name == "greet"
