@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("tracking_page", __name__)
 
 STEPS = ("created", "driver_assigned", "out_for_delivery", "arriving", "delivered")
+STEP_OF = {"delayed": "out_for_delivery", "failed_attempt": "out_for_delivery"}  # where they sit on the timeline
 CSRF_KEY = "tracking_csrf"
 
 
@@ -108,10 +109,8 @@ def _view(order: Order, rating: Rating | None, config: dict[str, Any]) -> dict[s
     labels = status_labels()
     now = utcnow()
     events = [e for e in order.events if e.applied and e.type in labels]
-    reached = {e.type for e in events}
-    current = STEPS.index(order.status) if order.status in STEPS else None
-    steps = [{"label": labels[s], "done": s in reached or (current is not None and i <= current),
-              "current": s == order.status} for i, s in enumerate(STEPS)]
+    current = STEPS.index(STEP_OF.get(order.status, order.status))
+    steps = [{"label": labels[s], "done": i <= current, "current": i == current} for i, s in enumerate(STEPS)]
     tracking = config["tracking"]
     live = order.location_lat is not None and order.status != OrderStatus.DELIVERED
     return {
