@@ -128,7 +128,7 @@ def open_handoff(
             existing.sla_due_at = min(existing.sla_due_at or now, now + timedelta(minutes=sla_minutes(priority)))
         _record(existing, "reason", now, reason=reason)
         return existing
-    order_id = order_id or conversation.active_order_id
+    order_id = order_id or conversation.active_order_id or _likely_order_id(session, conversation)
     handoff = Handoff(conversation_id=conversation.id, order_id=order_id, reason=reason, priority=priority,
                       status="open", details=dict(details or {}), opened_at=now,
                       sla_due_at=now + timedelta(minutes=sla_minutes(priority)))
@@ -148,6 +148,15 @@ def open_handoff(
     helpdesk.handoff_event(session, "handoff.opened", handoff, conversation)
     logger.info("handoff %s opened (reason=%s, priority=%s)", handoff.id, reason, priority)
     return handoff
+
+
+def _likely_order_id(session: Session, conversation: Conversation) -> int | None:
+    """The order the conversation is most likely about: its only, or most recent, active visible order."""
+    from bot import orders as order_rules
+
+    visible = order_rules.accessible_orders(session, conversation)
+    active = [o for o in visible if o.status in order_rules.ACTIVE_STATUSES] or visible
+    return max(active, key=lambda o: o.id).id if active else None
 
 
 def take_over(session: Session, conversation: Conversation, agent: Agent, *, now: datetime | None = None) -> Handoff:
