@@ -1,0 +1,175 @@
+"""Benchmark: carrier events in, notifications out. 10,000 `out_for_delivery` events through the carrier
+API of lastmile under gunicorn (as `lastmile serve` runs it), every notification sent by the outbox
+dispatchers to a local fake Twilio API.
+
+    .venv/bin/python bench/notify.py [--events 10000] [--concurrency 16] [--workers 2] [--database-url URL]
+
+Reports events accepted per second, messages delivered per second (end to end, and the dispatchers'
+own throughput from first to last send) and the peak memory (RSS) of the server's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes import FakeProviders  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def daytime_zone() -> str:
+    """A zone where it is now midday, so quiet hours hold nothing back."""
+    from db.models import utcnow
+
+    offset = (12 - utcnow().hour + 12) % 24 - 12
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def prepare(url: str, count: int) -> str:
+    """Migrate, add `count` orders (one customer each, on SMS) and return a carrier API key."""
+    from bot import orders as order_rules
+    from bot.auth import create_api_key
+    from db.migrate import upgrade
+    from db.models import Customer, Order, utcnow
+    from db.session import Database
+
+    database = Database(url)
+    upgrade(database)
+    zone, start = daytime_zone(), utcnow() + timedelta(hours=1)
+    with database.session() as session:
+        for n in range(count):
+            customer = Customer(name=f"Bench {n}", phone=f"+1555{n:07d}", locale="en", timezone=zone)
+            session.add(Order(ref=f"B-{n}", customer=customer, tracking_token=order_rules.new_token(),
+                              postcode="10001", window_start=start, window_end=start + timedelta(hours=2),
+                              extra={}))
+        key = create_api_key(session, "bench")
+    database.dispose()
+    return key
+
+
+def start_server(url: str, fake_url: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "TWILIO_API_BASE_URL": fake_url, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+           "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_SMS_FROM": "+15550100000",
+           "LASTMILE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LASTMILE_SECRET_KEY": "bench"}
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port),
+                               "--workers", str(workers)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return server
+        except requests.RequestException:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+def peak_rss_mb(root_pid: int) -> tuple[float, float]:
+    """(largest single process, all processes) peak RSS in MiB: gunicorn's master and workers."""
+    pids = [root_pid]
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    peaks = []
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except FileNotFoundError:
+            continue
+    return max(peaks, default=0.0), sum(peaks)
+
+
+def post_events(base: str, key: str, count: int, concurrency: int) -> int:
+    local = threading.local()
+
+    def one(n: int) -> int:
+        http = getattr(local, "http", None) or requests.Session()
+        local.http = http
+        response = http.post(f"{base}/api/v1/orders/B-{n}/events", json={"type": "out_for_delivery"},
+                             headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return response.status_code
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return sum(status == 201 for status in pool.map(one, range(count)))
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    fake = FakeProviders().start()
+    workdir = tempfile.mkdtemp(prefix="lastmile-bench-")
+    url = args.database_url or f"sqlite:///{workdir}/bench.db"
+    key = prepare(url, args.events)
+    port = free_port()
+    server = start_server(url, fake.url, port, args.workers)
+    first_sent: list[float] = []
+    try:
+        started = time.perf_counter()
+        accepted = post_events(f"http://127.0.0.1:{port}", key, args.events, args.concurrency)
+        accepted_at = time.perf_counter()
+        deadline = accepted_at + 600
+        while len(fake.twilio_messages()) < accepted and time.perf_counter() < deadline:
+            if not first_sent and fake.twilio_messages():
+                first_sent.append(time.perf_counter())
+            time.sleep(0.05)
+        delivered_at = time.perf_counter()
+        delivered = len(fake.twilio_messages())
+        largest, total = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+        fake.stop()
+    first = first_sent[0] if first_sent else started
+    return {"events": args.events, "accepted": accepted, "delivered": delivered,
+            "events_per_s": accepted / (accepted_at - started),
+            "messages_per_s": delivered / (delivered_at - started),
+            "dispatcher_per_s": delivered / max(delivered_at - first, 1e-9),
+            "seconds": delivered_at - started, "rss_worker_mb": largest, "rss_total_mb": total,
+            "backend": "postgresql" if url.startswith("postgres") else "sqlite"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    result = run(parser.parse_args())
+    rows = [("database", result["backend"]), ("events sent / accepted", f"{result['events']} / {result['accepted']}"),
+            ("events accepted per second", f"{result['events_per_s']:.0f}"),
+            ("messages delivered to fake Twilio", f"{result['delivered']}"),
+            ("messages delivered per second (end to end)", f"{result['messages_per_s']:.0f}"),
+            ("dispatcher throughput (first to last send)", f"{result['dispatcher_per_s']:.0f} msg/s"),
+            ("total time", f"{result['seconds']:.1f} s"),
+            ("peak RSS, largest process / all", f"{result['rss_worker_mb']:.0f} / {result['rss_total_mb']:.0f} MiB")]
+    width = max(len(name) for name, _ in rows)
+    print("| " + "measure".ljust(width) + " | value |")
+    print("|" + "-" * (width + 2) + "|-------|")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
