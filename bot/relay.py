@@ -151,8 +151,8 @@ class Party:
 
 
 def _party(session: Session, conversation: Conversation | None) -> Party | None:
-    if conversation is None:
-        return None
+    if conversation is None or conversation.opted_out:
+        return None  # an opted-out number gets nothing but the STOP confirmation
     from bot.handoffs import recipient_locale
 
     locale, timezone = recipient_locale(session, conversation)

@@ -27,6 +27,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {}
 # The answer to a follow-up question ("which address?"): intent -> state handler(turn, pending) -> handled.
 DetailsHandler = Callable[[Turn, dict[str, Any]], bool]
 DETAILS_HANDLERS: dict[str, DetailsHandler] = {}
+NOT_AN_ANSWER = {"track_order", "human_handoff", "report_problem", "rate_delivery", "proof_of_delivery", "deny"}
 
 
 def give_instructions(turn: Turn) -> None:
@@ -98,14 +99,23 @@ def on_order_chosen(turn: Turn) -> bool:
 def on_details(turn: Turn) -> bool:
     """The answer to 'what should I tell the driver?' (or a reroute's missing address or day)."""
     pending = dict(turn.state.get("relay_pending") or {})
-    name = turn.intent.name
-    if not pending or name in ("track_order", "human_handoff", "report_problem", "rate_delivery", "deny"):
+    if not pending:
         turn.expect(None, relay_pending=None)
         return False
     return DETAILS_HANDLERS[pending["intent"]](turn, pending)
 
 
+def not_an_answer(turn: Turn) -> bool:
+    """The person moved on (asked something else): drop the pending question, let the intents decide."""
+    if turn.intent.name in NOT_AN_ANSWER:
+        turn.expect(None, relay_pending=None)
+        return True
+    return False
+
+
 def on_instruction_details(turn: Turn, pending: dict[str, Any]) -> bool:
+    if not_an_answer(turn):
+        return False
     turn.expect(None, relay_pending=None)
     request = request_from(turn)
     request["intent"] = "delivery_instructions"

@@ -23,7 +23,7 @@ from bot.i18n import gettext as _
 from bot.messages import Button
 from bot.scheduler import cancel, job, schedule
 from db.models import CustomerRequest, Order, utcnow
-from handlers.instructions import DETAILS_HANDLERS, ORDER_ACTIONS, request_from, with_order
+from handlers.instructions import DETAILS_HANDLERS, ORDER_ACTIONS, not_an_answer, request_from, with_order
 from nlu.entities import addresses
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def on_details(turn: Turn, pending: dict[str, Any]) -> bool:
         window = requested_window(turn)
         entities = {"start": window[0].isoformat(), "end": window[1].isoformat()} if window else None
     if entities is None:
+        if not_an_answer(turn):
+            return False
         ask_again(turn, pending)
         return True
     request = request_from(turn, **entities)

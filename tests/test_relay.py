@@ -225,3 +225,14 @@ def test_a_customer_outside_the_relay_window_is_told_how_to_reach_support(client
     srv.dispatcher.drain()
     assert "talk to a person" in texts_to(providers, ALICE)[-1]
     assert not any("coming down" in t for t in texts_to(providers, DRIVER_PHONE))
+
+
+def test_an_opted_out_customer_gets_nothing_and_the_driver_is_told(client, srv, providers, seeded):
+    sms(client, ALICE, "the gate code is 4512")
+    sms(client, ALICE, "STOP")
+    srv.dispatcher.drain()
+    before = len(texts_to(providers, ALICE))
+    sms(client, DRIVER_PHONE, "at the gate now")
+    srv.dispatcher.drain()
+    assert len(texts_to(providers, ALICE)) == before
+    assert "can't reach this customer" in texts_to(providers, DRIVER_PHONE)[-1]

@@ -197,3 +197,11 @@ def test_a_reschedule_while_out_is_asked_of_the_driver_in_their_time(client, srv
     srv.dispatcher.drain()
     assert ("rescheduled", "driver") in event_types(srv, "LM-10001")
     assert texts_to(providers, ALICE)[-1].startswith("Good news: the driver accepted.")
+
+
+def test_asking_something_else_instead_of_the_address_drops_the_question(client, srv, providers, assigned):
+    sms(client, EVA, "change my address")
+    sms(client, EVA, "where is my order?")
+    srv.dispatcher.drain()
+    assert "LM-40001" in texts_to(providers, EVA)[-1] and "Track it here" in texts_to(providers, EVA)[-1]
+    assert order_of(srv, assigned).address_line1 == "1 Old Road"
