@@ -33,14 +33,14 @@ def seed_support(session: Session, *, days: int = 28, per_day: int = 14, seed: i
     if session.scalar(select(Order.id).where(Order.ref.like("LM-H%")).limit(1)) is not None:
         return {"orders": 0}
     rng = random.Random(seed)
-    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     drivers = [_driver(session, data) for data in DEMO_DRIVERS]
     agent = session.scalar(select(Agent).order_by(Agent.id).limit(1))
     counts = {"orders": 0, "ratings": 0, "handoffs": 0}
     for day in range(days, 0, -1):
         for n in range(per_day + rng.randint(-3, 4)):
             driver = rng.choice(drivers)
-            at = now - timedelta(days=day) + timedelta(hours=rng.choice([9, 10, 11, 12, 13, 14, 15, 16, 17, 18]),
+            at = midnight - timedelta(days=day) + timedelta(hours=rng.choice([9, 10, 11, 12, 13, 14, 15, 16, 17, 18]),
                                                        minutes=rng.randint(0, 59))
             failed = rng.random() < (0.14 if driver.team == "Brooklyn" else 0.07)
             order = _order(session, f"LM-H{day:02d}{n:02d}", driver, at, failed, rng)
