@@ -70,7 +70,7 @@ def train(
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         result = subprocess.run(
-            ["nice", *command],
+            command,
             cwd=out_dir,
             env=rasa_env(out_dir / ".cache"),
             stdout=log,
