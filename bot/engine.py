@@ -53,36 +53,35 @@ class Engine:
         """Handle one inbound message; a redelivered provider id has no second effect."""
         with self.db.session() as session:
             conversation = self._conversation(session, inbound)
+            hint_locale, timezone = self._locale_and_timezone(session, conversation, inbound)
+            intent = self._understand(conversation, inbound, hint_locale, timezone)
             message = Message(
                 conversation_id=conversation.id, direction="in", channel=inbound.channel,
                 provider_id=inbound.provider_id, sender=conversation.role, kind=inbound.kind,
-                text=inbound.text, data=inbound.summary(), status="received",
+                text=inbound.text, data=_message_data(inbound, intent), status="received",
+                intent=intent.name, confidence=round(intent.confidence, 4),
             )
+            session.add(message)
             try:
-                with session.begin_nested():
-                    session.add(message)
+                session.flush()  # claims the provider id: a concurrent duplicate waits, then fails here
             except IntegrityError:
+                session.rollback()  # nothing of this delivery is kept
                 logger.info("duplicate %s message ignored", inbound.channel)
                 return Outcome(duplicate=True)
-            outcome = self._turn(session, conversation, inbound, message)
+            outcome = self._turn(session, conversation, inbound, message, intent, hint_locale, timezone)
         self.services.after_commit()
         return outcome
 
     # --- the turn ------------------------------------------------------------------------------
-    def _turn(self, session: Session, conversation: Conversation, inbound: Inbound, message: Message) -> Outcome:
+    def _turn(self, session: Session, conversation: Conversation, inbound: Inbound, message: Message,
+              intent: Intent, hint_locale: str, timezone: str) -> Outcome:
         from handlers import dispatch
 
         now = utcnow()
         conversation.last_inbound_at = now
         if inbound.display_name and not conversation.display_name:
             conversation.display_name = inbound.display_name[:200]
-        hint_locale, timezone = self._locale_and_timezone(session, conversation, inbound)
-        intent = self._understand(conversation, inbound, hint_locale, timezone)
         locale = self._reply_locale(conversation, inbound, intent, hint_locale)
-        message.intent, message.confidence = intent.name, round(intent.confidence, 4)
-        if intent.entities:
-            message.data = {**message.data, "entities": [
-                {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end} for e in intent.entities]}
         turn = Turn(session=session, services=self.services, conversation=conversation, inbound=inbound,
                     message=message, intent=intent, locale=locale, timezone=timezone, now=now)
         with i18n.use_locale(locale, timezone):
@@ -184,6 +183,14 @@ class Engine:
             conversation.locale = detected
             return detected
         return stored
+
+
+def _message_data(inbound: Inbound, intent: Intent) -> dict:
+    data = inbound.summary()
+    if intent.entities:
+        data["entities"] = [{"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
+                            for e in intent.entities]
+    return data
 
 
 def parse_shortcut(text: str) -> Intent | None:

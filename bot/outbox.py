@@ -174,8 +174,28 @@ class OutboxDispatcher:
         return total
 
     def _claim(self) -> list[int]:
+        """Mark a batch of due rows as ours in one statement (one commit), first in each lane only.
+
+        The `status == 'pending'` test is re-checked on each row as it is updated, so two sweepers
+        racing for the same rows split them: on PostgreSQL the loser waits for the winner's commit and
+        then skips rows that are no longer pending; SQLite's BEGIN IMMEDIATE serialises the sweeps.
+        """
         now = utcnow()
         earlier = aliased(OutboxItem)
+        blocked = exists().where(
+            and_(
+                earlier.lane == OutboxItem.lane,
+                earlier.id < OutboxItem.id,
+                earlier.status.in_(("pending", "sending")),
+            )
+        )
+        due = (
+            select(OutboxItem.id)
+            .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now, ~blocked)
+            .order_by(OutboxItem.id)
+            .limit(self.batch_size)
+            .scalar_subquery()
+        )
         with self.db.session() as session:
             # Rows whose worker died mid-send go back to the queue when their lease runs out.
             session.execute(
@@ -183,30 +203,13 @@ class OutboxDispatcher:
                 .where(OutboxItem.status == "sending", OutboxItem.locked_until < now)
                 .values(status="pending", locked_until=None)
             )
-            blocked = exists().where(
-                and_(
-                    earlier.lane == OutboxItem.lane,
-                    earlier.id < OutboxItem.id,
-                    earlier.status.in_(("pending", "sending")),
-                )
-            )
-            candidates = session.scalars(
-                select(OutboxItem.id)
-                .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now, ~blocked)
-                .order_by(OutboxItem.id)
-                .limit(self.batch_size)
+            claimed = session.scalars(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(due), OutboxItem.status == "pending")
+                .values(status="sending", locked_until=now + self.lease)
+                .returning(OutboxItem.id)
             ).all()
-        claimed = []
-        for item_id in candidates:
-            with self.db.session() as session:
-                won = session.execute(
-                    update(OutboxItem)
-                    .where(OutboxItem.id == item_id, OutboxItem.status == "pending")
-                    .values(status="sending", locked_until=now + self.lease)
-                ).rowcount
-            if won:
-                claimed.append(item_id)
-        return claimed
+        return sorted(claimed)
 
     def _deliver(self, item_id: int) -> str:
         with self.db.session() as session:
