@@ -42,6 +42,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     app = _app()
     srv = app.extensions["lastmile"]
     _ensure_schema(srv)
+    srv.nlu.parse("where is my order?", locale="en")  # load the model before forking: workers share it
     srv.db.dispose()  # gunicorn forks: each worker opens its own connections
     if srv.config["app"]["demo"]:
         click.echo(f"lastmile demo: open http://{host}:{port}/simulator to chat with the bot")
