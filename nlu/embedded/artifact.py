@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from nlu.embedded.features import Featurizer, fold
-from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature
+from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature, softmax
 from nlu.training_data import DATA_DIR, Example, TrainingData, fingerprint, load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-lr-4"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-lr-5"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 40
 LANGUAGE_EPOCHS = 25
@@ -122,7 +122,8 @@ def _rows(featurizer: Featurizer, examples: list[Example]) -> tuple[list[list[tu
     return weighted, vocab
 
 
-def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None) -> Artifact:
+def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None,
+          *, with_language_head: bool = True) -> Artifact:
     """Fit the intent head (temperature from out-of-fold logits) and the language head."""
     started = time.perf_counter()
     examples = [ex for ex in augment(data) if ex.text.strip()]
@@ -153,8 +154,12 @@ def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None
 
     lang_ids = np.array([LANGUAGES.index(ex.language) if ex.language in LANGUAGES else -1 for ex in examples])
     known = np.flatnonzero(lang_ids >= 0)
-    language_head = fit(x.take(known), lang_ids[known], len(LANGUAGES), epochs=LANGUAGE_EPOCHS,
-                        lr=LEARNING_RATE, l2=L2, progress=tick)
+    if with_language_head:
+        language_head = fit(x.take(known), lang_ids[known], len(LANGUAGES), epochs=LANGUAGE_EPOCHS,
+                            lr=LEARNING_RATE, l2=L2, progress=tick)
+    else:
+        language_head = LinearModel(np.zeros((len(vocab), len(LANGUAGES)), np.float32),
+                                    np.zeros(len(LANGUAGES), np.float32))
     return Artifact(key, vocab, intents, intent_head, temperature, language_head,
                     data.regexes, data.lookups, data.synonyms,
                     time.perf_counter() - started, len(examples))
@@ -168,3 +173,25 @@ def keyword_intents(synonyms: dict[str, str]) -> dict[str, str]:
     """Synonym groups named after an intent (opt_out: STOP, BAJA...) become whole-message
     keywords for that intent: carriers require STOP/START to work exactly."""
     return {fold(text).strip(): canonical for text, canonical in synonyms.items() if canonical in INTENTS}
+
+
+def intent_probabilities(artifact: Artifact, featurizer: Featurizer, text: str) -> np.ndarray:
+    """Calibrated intent probabilities of one text (in `artifact.intents` order)."""
+    idx, vals = [], []
+    for name, value in featurizer.weighted(text):
+        i = artifact.vocab.get(name)
+        if i is not None:
+            idx.append(i)
+            vals.append(value)
+    index, values = np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
+    return softmax(artifact.intent_head.row_logits(index, values), artifact.temperature)
+
+
+def decide(intents: tuple[str, ...], probs: np.ndarray, threshold: float) -> tuple[str, float]:
+    """The intent and its confidence: the top one, or out_of_scope (confidence 1 - top) when
+    the top probability is under `threshold`."""
+    top = int(np.argmax(probs))
+    name, confidence = intents[top], float(probs[top])
+    if name != "out_of_scope" and confidence < threshold:
+        return "out_of_scope", 1.0 - confidence
+    return name, confidence
