@@ -79,26 +79,38 @@ def list_handoffs():
         return jsonify({"handoffs": [handoff_json(session, h) for h in rows]})
 
 
+def _as_agent(model, row_id: int, data: dict, act, status: int = 200):
+    """Load `model` #row_id, find the acting agent, run `act(session, row, agent)` -> JSON body, commit.
+
+    A missing row is 404, a HandoffConflict 409; nothing is stored on any refusal.
+    """
+    srv = services()
+    try:
+        with srv.db.session() as session:
+            row = session.get(model, row_id)
+            if row is None:
+                return error(404, f"no {model.__tablename__[:-1]} {row_id}")
+            agent, problem = _acting_agent(session, data)
+            if problem is not None:
+                return problem
+            body = act(session, row, agent)
+    except handoffs.HandoffConflict as exc:
+        return error(409, str(exc))
+    srv.after_commit()
+    return jsonify(body), status
+
+
 def _handoff_action(handoff_id: int, spec: F, act):
     data, problem = _optional_body(spec)
     if problem is not None:
         return problem
-    srv = services()
-    try:
-        with srv.db.session() as session:
-            handoff = session.get(Handoff, handoff_id)
-            if handoff is None:
-                return error(404, f"no handoff {handoff_id}")
-            agent, problem = _acting_agent(session, data)
-            if problem is not None:
-                return problem
-            act(session, handoff, agent, data)
-            session.flush()
-            body = {"handoff": handoff_json(session, handoff)}
-    except handoffs.HandoffConflict as exc:
-        return error(409, str(exc))
-    srv.after_commit()
-    return jsonify(body)
+
+    def run(session, handoff, agent):
+        act(session, handoff, agent, data)
+        session.flush()
+        return {"handoff": handoff_json(session, handoff)}
+
+    return _as_agent(Handoff, handoff_id, data, run)
 
 
 @operation(bp, "POST", "/handoffs/<int:handoff_id>/take", "Take a handoff (assign it to the acting agent)",
@@ -156,19 +168,10 @@ def post_message(conversation_id: int):
         return problem
     if not data["text"].strip():
         return error(422, "the reply is empty", [{"field": "text", "message": "must not be blank"}])
-    srv = services()
-    try:
-        with srv.db.session() as session:
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                return error(404, f"no conversation {conversation_id}")
-            agent, problem = _acting_agent(session, data)
-            if problem is not None:
-                return problem
-            message = handoffs.agent_reply(session, conversation, agent, data["text"].strip())
-            session.flush()
-            body = {"message": message_json(message, {agent.id: agent.name or agent.username})}
-    except handoffs.HandoffConflict as exc:
-        return error(409, str(exc))
-    srv.after_commit()
-    return jsonify(body), 201
+
+    def run(session, conversation, agent):
+        message = handoffs.agent_reply(session, conversation, agent, data["text"].strip())
+        session.flush()
+        return {"message": message_json(message, {agent.id: agent.name or agent.username})}
+
+    return _as_agent(Conversation, conversation_id, data, run, 201)

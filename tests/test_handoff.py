@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
+
+import pytest
 
 from sqlalchemy import func, select
 
@@ -233,57 +236,38 @@ def test_release_of_a_conversation_not_in_handoff_is_a_conflict(client, srv, see
             raise AssertionError("released twice")
 
 
-def test_signed_webhook_to_the_helpdesk_on_open_and_close(app_config, providers):
-    from app import create_app
-    from bot.demo import seed
-    from tests.conftest import post_twilio as post
-
+@pytest.fixture
+def helpdesk_config(app_config, providers):
+    """Listed before `app`: the app is built with a helpdesk webhook URL and secret."""
     app_config["support"] = {"webhook_url": providers.url + "/helpdesk"}
     app_config["secrets"]["support_webhook_secret"] = "hd-secret"
-    app = create_app(app_config)
-    srv = app.extensions["lastmile"]
-    try:
-        with srv.db.session() as session:
-            seed(session)
-        client = app.test_client()
-        post(client, twilio_params(ALICE, "I want to talk to a person"))
-        with app.app_context(), srv.db.session() as session:
-            handoffs.close(session, session.scalar(select(Handoff)), by="agent")
-        srv.dispatcher.drain()
-        calls = [c for c in providers.callbacks() if c.path == "/helpdesk"]
-        assert [c.headers["X-Lastmile-Event"] for c in calls] == ["handoff.opened", "handoff.closed"]
-        for call in calls:
-            assert helpdesk.verify(call.body, "hd-secret", call.headers["X-Lastmile-Signature"])
-            assert not helpdesk.verify(call.body, "other-secret", call.headers["X-Lastmile-Signature"])
-        body = json.loads(calls[0].body)
-        assert body["handoff"]["reason"] == "human_handoff" and body["conversation"]["channel"] == "sms"
-        assert ALICE not in calls[0].body.decode()  # no phone number leaves for the helpdesk
-    finally:
-        srv.dispatcher.stop()
-        srv.db.dispose()
+    return app_config
 
 
-def test_helpdesk_webhook_is_retried_until_accepted(app_config, providers):
-    from app import create_app
+def test_signed_webhook_to_the_helpdesk_on_open_and_close(helpdesk_config, app, client, srv, providers, seeded):
+    post_twilio(client, twilio_params(ALICE, "I want to talk to a person"))
+    with app.app_context(), srv.db.session() as session:
+        handoffs.close(session, session.scalar(select(Handoff)), by="agent")
+    srv.dispatcher.drain()
+    calls = [c for c in providers.callbacks() if c.path == "/helpdesk"]
+    assert [c.headers["X-Lastmile-Event"] for c in calls] == ["handoff.opened", "handoff.closed"]
+    for call in calls:
+        assert helpdesk.verify(call.body, "hd-secret", call.headers["X-Lastmile-Signature"])
+        assert not helpdesk.verify(call.body, "other-secret", call.headers["X-Lastmile-Signature"])
+    body = json.loads(calls[0].body)
+    assert body["handoff"]["reason"] == "human_handoff" and body["conversation"]["channel"] == "sms"
+    assert ALICE not in calls[0].body.decode()  # no phone number leaves for the helpdesk
 
-    app_config["support"] = {"webhook_url": providers.url + "/helpdesk"}
-    app_config["secrets"]["support_webhook_secret"] = "hd-secret"
-    app = create_app(app_config)
-    srv = app.extensions["lastmile"]
-    try:
-        providers.fail_next(503, times=1)
-        with app.app_context(), srv.db.session() as session:
-            conversation = conversations.get_or_create(session, "sms", ALICE)
-            handoffs.open_handoff(session, conversation, "driver_flag", notify_customer=False)
-        srv.dispatcher.drain()
-        assert providers.wait_for(lambda r: r.path == "/helpdesk" and r.method == "POST")
-        import time
 
-        time.sleep(0.1)
-        srv.dispatcher.drain()
-        with srv.db.session() as session:
-            item = session.scalar(select(OutboxItem).where(OutboxItem.kind == "webhook"))
-            assert item.status == "sent" and item.attempts == 2
-    finally:
-        srv.dispatcher.stop()
-        srv.db.dispose()
+def test_helpdesk_webhook_is_retried_until_accepted(helpdesk_config, app, srv, providers):
+    providers.fail_next(503, times=1)
+    with app.app_context(), srv.db.session() as session:
+        conversation = conversations.get_or_create(session, "sms", ALICE)
+        handoffs.open_handoff(session, conversation, "driver_flag", notify_customer=False)
+    srv.dispatcher.drain()
+    assert providers.wait_for(lambda r: r.path == "/helpdesk" and r.method == "POST")
+    time.sleep(0.1)  # the retry's backoff (0.01 s in tests)
+    srv.dispatcher.drain()
+    with srv.db.session() as session:
+        item = session.scalar(select(OutboxItem).where(OutboxItem.kind == "webhook"))
+        assert item.status == "sent" and item.attempts == 2
