@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-
 from sqlalchemy import func, select
 
 from bot import conversations, handoffs, helpdesk

@@ -10,7 +10,17 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from bot.handoffs import ACTIVE_STATUSES, PRIORITY_NAMES
-from db.models import Agent, Conversation, Customer, Driver, Handoff, Message, Order, OrderEvent, utcnow
+from db.models import (
+    Agent,
+    Conversation,
+    Customer,
+    Driver,
+    Handoff,
+    Message,
+    Order,
+    OrderEvent,
+    utcnow,
+)
 
 REASON_LABELS = {
     "human_handoff": "Asked for a person", "report_problem": "Reported a problem", "fallback": "Bot was lost",
