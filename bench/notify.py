@@ -125,24 +125,34 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     server = start_server(url, fake.url, port, args.workers)
     first_sent: list[float] = []
+    stop = threading.Event()
+
+    def watch_first_send() -> None:
+        while not stop.is_set() and not first_sent:
+            if fake.twilio_messages():
+                first_sent.append(time.perf_counter())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_first_send, daemon=True)
     try:
         started = time.perf_counter()
+        watcher.start()
         accepted = post_events(f"http://127.0.0.1:{port}", key, args.events, args.concurrency)
         accepted_at = time.perf_counter()
-        deadline = accepted_at + 600
+        during_ingest = len(fake.twilio_messages())
+        deadline = accepted_at + 900
         while len(fake.twilio_messages()) < accepted and time.perf_counter() < deadline:
-            if not first_sent and fake.twilio_messages():
-                first_sent.append(time.perf_counter())
             time.sleep(0.05)
         delivered_at = time.perf_counter()
         delivered = len(fake.twilio_messages())
         largest, total = peak_rss_mb(server.pid)
     finally:
+        stop.set()
         server.terminate()
         server.wait(30)
         fake.stop()
     first = first_sent[0] if first_sent else started
-    return {"events": args.events, "accepted": accepted, "delivered": delivered,
+    return {"events": args.events, "accepted": accepted, "delivered": delivered, "during_ingest": during_ingest,
             "events_per_s": accepted / (accepted_at - started),
             "messages_per_s": delivered / (delivered_at - started),
             "dispatcher_per_s": delivered / max(delivered_at - first, 1e-9),
@@ -159,7 +169,7 @@ def main() -> None:
     result = run(parser.parse_args())
     rows = [("database", result["backend"]), ("events sent / accepted", f"{result['events']} / {result['accepted']}"),
             ("events accepted per second", f"{result['events_per_s']:.0f}"),
-            ("messages delivered to fake Twilio", f"{result['delivered']}"),
+            ("messages delivered to fake Twilio", f"{result['delivered']} ({result['during_ingest']} while ingesting)"),
             ("messages delivered per second (end to end)", f"{result['messages_per_s']:.0f}"),
             ("dispatcher throughput (first to last send)", f"{result['dispatcher_per_s']:.0f} msg/s"),
             ("total time", f"{result['seconds']:.1f} s"),

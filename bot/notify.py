@@ -27,7 +27,7 @@ from bot.messages import Button, Media, Reply
 from bot.orders import EVENT_LISTENERS
 from bot.outbox import enqueue_reply
 from bot.scheduler import job, job_now, schedule
-from db.models import Conversation, Notification, Order, OrderEvent, utcnow
+from db.models import Conversation, Notification, Order, OrderEvent, Rating, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -306,6 +306,8 @@ def release_held(session: Session, payload: dict[str, Any]) -> None:
             record.status, record.reason = "skipped", "opted_out"
         elif order.status not in STILL_TRUE.get(record.kind, (order.status,)):
             record.status, record.reason = "superseded", f"order is {order.status}"
+        elif record.kind == "rating_prompt" and _rated(session, order):
+            record.status, record.reason = "superseded", "already rated"
         else:
             _deliver_or_hold(session, record, order, conversation, now, config)
 
@@ -313,12 +315,14 @@ def release_held(session: Session, payload: dict[str, Any]) -> None:
 @job(RATING_JOB)
 def prompt_rating(session: Session, payload: dict[str, Any]) -> None:
     """A while after delivery: 'How was your delivery?' unless already rated."""
-    from db.models import Rating
-
     order = session.get(Order, payload["order_id"])
-    if order is None or session.scalar(select(Rating.id).where(Rating.order_id == order.id)) is not None:
+    if order is None or _rated(session, order):
         return
     notify(session, order, "rating_prompt", now=job_now())
+
+
+def _rated(session: Session, order: Order) -> bool:
+    return session.scalar(select(Rating.id).where(Rating.order_id == order.id)) is not None
 
 
 if on_event not in EVENT_LISTENERS:

@@ -8,8 +8,18 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import (Blueprint, Flask, abort, flash, get_flashed_messages, make_response, redirect, render_template,
-                   request, session)
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    get_flashed_messages,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -149,30 +159,50 @@ def _texts(order: Order) -> dict[str, str]:
 
 
 # --- the forms ---------------------------------------------------------------------------------
-@bp.post("/t/<token>/instructions")
-def post_instructions(token: str):
+class Refused(Exception):
+    """A form that cannot be accepted: the page again with `message()` and `status`, nothing stored."""
+
+    def __init__(self, status: int, message: Callable[[], str]) -> None:
+        super().__init__(status)
+        self.status, self.message = status, message
+
+
+def _accept_form(token: str, act: Callable[[Session, Order, dict[str, Any]], Callable[[], str]]):
+    """CSRF check, then `act` (which returns the notice to show, or raises Refused), then back to the page."""
     srv = services()
     with srv.db.session() as db_session:
         order = _order_or_404(db_session, token)
-        if not _csrf_ok():
-            return _render(db_session, order, status=400, error=lambda: _("The form expired. Please try again."))
-        text = " ".join((request.form.get("instructions") or "").split())
-        limit = int(srv.config["tracking"]["max_instruction_chars"])
-        if not text or len(text) > limit:
-            return _render(db_session, order, status=400,
-                           error=lambda: _("Please write the instructions in 1 to %(limit)d characters.",
-                                           limit=limit))
-        if order.status == OrderStatus.DELIVERED:
-            return _render(db_session, order, status=409, error=lambda: _("This order was already delivered."))
-        _record_instruction(db_session, order, text, srv.config)
+        try:
+            if not _csrf_ok():
+                raise Refused(400, lambda: _("The form expired. Please try again."))
+            notice = act(db_session, order, srv.config)
+        except Refused as refused:
+            db_session.rollback()
+            return _render(db_session, order, status=refused.status, error=refused.message)
         locale, timezone = _page_locale(order)
         with i18n.use_locale(locale, timezone):
-            flash(_("Thanks, the driver will see your instructions."))
+            flash(notice())
     srv.after_commit()
     return redirect(f"/t/{token}", code=303)
 
 
-def _record_instruction(db_session: Session, order: Order, text: str, config: dict[str, Any]) -> None:
+@bp.post("/t/<token>/instructions")
+def post_instructions(token: str):
+    return _accept_form(token, _instructions_form)
+
+
+def _instructions_form(db_session: Session, order: Order, config: dict[str, Any]) -> Callable[[], str]:
+    text = " ".join((request.form.get("instructions") or "").split())
+    limit = int(config["tracking"]["max_instruction_chars"])
+    if not text or len(text) > limit:
+        raise Refused(400, lambda: _("Please write the instructions in 1 to %(limit)d characters.", limit=limit))
+    if order.status == OrderStatus.DELIVERED:
+        raise Refused(409, lambda: _("This order was already delivered."))
+    _record_instruction(db_session, order, text)
+    return lambda: _("Thanks, the driver will see your instructions.")
+
+
+def _record_instruction(db_session: Session, order: Order, text: str) -> None:
     """Stored like the chat's instructions (history + current text); relayed now if the order is out."""
     from bot import relay
 
@@ -189,24 +219,19 @@ def _record_instruction(db_session: Session, order: Order, text: str, config: di
 
 @bp.post("/t/<token>/rating")
 def post_rating(token: str):
+    return _accept_form(token, _rating_form)
+
+
+def _rating_form(db_session: Session, order: Order, config: dict[str, Any]) -> Callable[[], str]:
     from handlers.rating import escalate_low_rating, is_low, record_rating
 
-    srv = services()
-    with srv.db.session() as db_session:
-        order = _order_or_404(db_session, token)
-        if not _csrf_ok():
-            return _render(db_session, order, status=400, error=lambda: _("The form expired. Please try again."))
-        score = request.form.get("score", "")
-        if not score.isdigit() or not 1 <= int(score) <= 5:
-            return _render(db_session, order, status=400, error=lambda: _("Please choose from 1 to 5 stars."))
-        if order.status != OrderStatus.DELIVERED:
-            return _render(db_session, order, status=409, error=lambda: _("You can rate the delivery once it has arrived."))
-        comment = (request.form.get("comment") or "").strip()[:2000]
-        rating = record_rating(db_session, order, int(score), comment=comment or None)
-        if is_low(rating.score, srv.config):
-            escalate_low_rating(db_session, order, rating)
-        locale, timezone = _page_locale(order)
-        with i18n.use_locale(locale, timezone):
-            flash(_("Thank you for your rating!"))
-    srv.after_commit()
-    return redirect(f"/t/{token}", code=303)
+    score = request.form.get("score", "")
+    if not score.isdigit() or not 1 <= int(score) <= 5:
+        raise Refused(400, lambda: _("Please choose from 1 to 5 stars."))
+    if order.status != OrderStatus.DELIVERED:
+        raise Refused(409, lambda: _("You can rate the delivery once it has arrived."))
+    comment = (request.form.get("comment") or "").strip()[:2000]
+    rating = record_rating(db_session, order, int(score), comment=comment or None)
+    if is_low(rating.score, config):
+        escalate_low_rating(db_session, order, rating)
+    return lambda: _("Thank you for your rating!")

@@ -124,7 +124,7 @@ def test_a_failing_job_is_retried_with_backoff_then_failed(app, srv):
     add_jobs(srv, 1, "test.fails")
     later = utcnow()
     with app.app_context():
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for _ in range(MAX_ATTEMPTS):
             later += timedelta(minutes=10)
             assert run_due_jobs(srv.db, now=later) == 1
     with srv.db.session() as session:
