@@ -156,6 +156,27 @@ def _hour(match: re.Match, p: str, default_suffix: str | None = None) -> tuple[i
     return h, m
 
 
+# "not home until 6", "no estaré hasta las 6", "je rentre pas avant 19h", "bin nicht vor 18 Uhr da",
+# "trabajo hasta las 6": an upper bound said of the customer's absence is when they are back,
+# i.e. the earliest time to deliver.
+_ABSENCE_RE = re.compile(
+    r"(?:\b(?:not|no|never|nobody|noone|wont|cant|dont|aint|pas|jamais|personne|nicht|kein\w*|niemand|nie"
+    r"|nadie|nunca|nao|ninguem|away|out|busy|work|working|at work|stuck|trabajo|trabajando|curro|fuera|fora"
+    r"|travail|bosse|travaille|absent|absente|arbeite|arbeit|unterwegs|weg|trabalho|trabalhar|ausente)\b|n't)")
+_CLAUSE_BREAK_RE = re.compile(r"[.;!?]|,\s|\b(?:but|pero|mais|aber|mas|so|asi que|donc|also|entao|can|could|puede|podeis|pouvez|konnen|kannst|pode|podem)\b")
+# "the neighbour at 12", "number 12": a house number, not a clock time
+_HOUSE_NUMBER_RE = re.compile(
+    r"(?:neighbou?rs?|neighbours?|next door|vecin[oa]s?|voisine?s?|nachbarn?|nachbarin|vizinh[oa]s?|number|numero|nummer"
+    r"|house|casa|maison|haus|no\.?|n[º°o])\s*$")
+
+
+def _absence_before(folded: str, start: int) -> bool:
+    """Whether the clause ending at `start` speaks of the customer being away / not home."""
+    before = folded[max(0, start - 60) : start]
+    clause = _CLAUSE_BREAK_RE.split(before)[-1]
+    return bool(_ABSENCE_RE.search(clause))
+
+
 def find_times(folded: str) -> list[tuple[int, int, tuple | None, tuple | None]]:
     """(start, end, from (h, m) or None, to (h, m) or None); a point has from == to."""
     found: list[tuple[int, int, tuple | None, tuple | None]] = []
@@ -168,10 +189,13 @@ def find_times(folded: str) -> list[tuple[int, int, tuple | None, tuple | None]]
     for m in _BOUND_RE.finditer(folded):
         t = _hour(m, "a")
         if t:
-            found.append((m.start(), m.end(), t if m.group("from") else None, None if m.group("from") else t))
+            after = bool(m.group("from")) or _absence_before(folded, m.start())
+            found.append((m.start(), m.end(), t if after else None, None if after else t))
     for m in _POINT_RE.finditer(folded):
         if not (m.group("at") or m.group("am") or m.group("as")):
             continue  # a bare number is not a time
+        if not (m.group("am") or m.group("as")) and _HOUSE_NUMBER_RE.search(folded[max(0, m.start() - 20) : m.start()]):
+            continue  # "leave it with the neighbour at 12": a house number
         if m.group("at") and not (m.group("am") or m.group("as")) and m.group("at") in ("a", "as", "las", "um"):
             if not re.match(r"\s*(?:$|[,.!?]|y |and |e |et |und |or |o |ou |oder |por |in |de |pm|am)", folded[m.end():]):
                 continue  # "a 3 personas": keep bare hours after short prepositions only at a phrase end

@@ -22,7 +22,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-lr-5"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-lr-6"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 40
 LANGUAGE_EPOCHS = 25

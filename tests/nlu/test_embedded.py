@@ -55,6 +55,15 @@ def test_language_and_entities(embedded):
     assert embedded.parse("4/5", locale="fr").entity("rating") == 4
 
 
+def test_entities_a_reschedule_handler_can_use(embedded):
+    now = datetime(2024, 5, 8, 10, 0)
+    result = embedded.parse("no estaré en casa hasta las 6", timezone="Europe/Madrid", now=now)
+    assert result.name == "reschedule"
+    assert result.entity("time") == {"from": "2024-05-08T18:00:00+02:00", "to": None}
+    neighbour = embedded.parse("can u leave it w/ the neighbour at 12", timezone="Europe/London", now=now)
+    assert neighbour.name == "change_address" and neighbour.entity("time") is None
+
+
 def test_short_texts_keep_the_locale(embedded):
     assert embedded.parse("ok", locale="pt_BR").language == "pt"
     assert embedded.parse("where is my parcel please", locale="de").language == "en"

@@ -111,9 +111,29 @@ def test_times_resolve_in_the_customer_time_zone():
     assert _values("after 6") == [("time", {"from": "2024-05-08T18:00:00+02:00", "to": None})]
     assert _values("after 6", tz="America/New_York") == [("time", {"from": "2024-05-08T18:00:00-04:00", "to": None})]
     assert _values("até às 18h") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
-    assert _values("no estaré en casa hasta las 6") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
     assert _values("between 2 and 4pm") == [
         ("time", {"from": "2024-05-08T14:00:00+02:00", "to": "2024-05-08T16:00:00+02:00"})]
+
+
+@pytest.mark.parametrize("text", [
+    "no estaré en casa hasta las 6", "not home until 6", "I won't be home till 6pm", "je rentre pas avant 18h",
+    "ich bin nicht vor 18 Uhr zuhause", "não estou em casa antes das 18h", "trabajo hasta las 6",
+    "i'm at work until 6, can you come after",
+])
+def test_absent_until_means_deliver_from(text):
+    """The customer is away until 6: the earliest delivery time, i.e. {"from": 18:00, "to": None}."""
+    assert _values(text) == [("time", {"from": "2024-05-08T18:00:00+02:00", "to": None})]
+
+
+def test_a_plain_deadline_stays_a_deadline():
+    assert _values("deliver before 6 please") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
+    assert _values("hasta las 6") == [("time", {"from": None, "to": "2024-05-08T18:00:00+02:00"})]
+
+
+def test_a_neighbours_house_number_is_not_a_time():
+    assert _values("can u leave it w/ the neighbour at 12") == []
+    assert _values("déjalo con el vecino del 12") == []
+    assert _values("leave it with the neighbour at 6pm") == [("time", "2024-05-08T18:00:00+02:00")]
 
 
 def test_date_and_time_together():
