@@ -23,7 +23,13 @@ from bot.i18n import gettext as _
 from bot.messages import Button
 from bot.scheduler import cancel, job, schedule
 from db.models import CustomerRequest, Order, utcnow
-from handlers.instructions import DETAILS_HANDLERS, ORDER_ACTIONS, not_an_answer, request_from, with_order
+from handlers.instructions import (
+    DETAILS_HANDLERS,
+    ORDER_ACTIONS,
+    not_an_answer,
+    request_from,
+    with_order,
+)
 from nlu.entities import addresses
 
 logger = logging.getLogger(__name__)

@@ -10,20 +10,15 @@ from sqlalchemy import select
 
 from db.models import OutboxItem
 from tests.conftest import base_config, post_twilio, twilio_params
-from tests.test_relay_helpers import (  # noqa: F401  (relay_config is a fixture)
+from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
     DRIVER_PHONE,
+    app_config,
     carrier_event,
     code_of,
     drain_until,
-    relay_config,
     signed_callbacks,
     sms,
 )
-
-
-@pytest.fixture
-def app_config(relay_config):
-    return relay_config
 
 
 def webhook_rows(srv) -> list[OutboxItem]:

@@ -8,23 +8,18 @@ from sqlalchemy import select
 
 from db.models import Order, OrderEvent
 from handlers.driver import parse_command, yes_or_no
-from tests.test_relay_helpers import (  # noqa: F401  (relay_config is a fixture)
+from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     DRIVER_PHONE,
+    app_config,
     code_of,
     order_of,
-    relay_config,
     signed_callbacks,
     sms,
     telegram,
     telegram_texts,
     texts_to,
 )
-
-
-@pytest.fixture
-def app_config(relay_config):
-    return relay_config
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -5,28 +5,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from bot import relay
 from db.models import Conversation, CustomerRequest, Message, Order, utcnow
-from tests.test_relay_helpers import (  # noqa: F401  (relay_config is a fixture)
+from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     ANA,
     BEN,
     DRIVER_PHONE,
+    app_config,
     carrier_event,
     code_of,
     order_of,
-    relay_config,
     sms,
     texts_to,
 )
-
-
-@pytest.fixture
-def app_config(relay_config):
-    return relay_config
 
 
 # --- pure rules ------------------------------------------------------------------------------------

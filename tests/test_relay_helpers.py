@@ -21,8 +21,9 @@ CALLBACK_SECRET = "test-carrier-callback-secret"
 
 
 @pytest.fixture
-def relay_config(database_url, providers) -> dict[str, Any]:
-    """The app config with the carrier callback pointed at the fake and a known signing secret."""
+def app_config(database_url, providers) -> dict[str, Any]:
+    """Overrides conftest's: the carrier callback points at the fake, with a known signing secret; a test
+    module uses it with `from tests.test_relay_helpers import app_config`."""
     config = base_config(database_url, providers.url, carrier={"callback_url": providers.url + "/carrier/callback"},
                          relay={"blocked_patterns": [r"\bidiot\b", r"https?://"]})
     config["secrets"]["carrier_callback_secret"] = CALLBACK_SECRET

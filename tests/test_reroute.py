@@ -11,24 +11,19 @@ from sqlalchemy import select
 
 from bot.scheduler import run_due_jobs
 from db.models import CustomerRequest, Handoff, Order, OrderEvent, ScheduledJob, utcnow
-from tests.test_relay_helpers import (  # noqa: F401  (relay_config is a fixture)
+from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     DRIVER_PHONE,
+    app_config,
     carrier_event,
     code_of,
     order_of,
-    relay_config,
     signed_callbacks,
     sms,
     texts_to,
 )
 
 EVA = "+15551230040"
-
-
-@pytest.fixture
-def app_config(relay_config):
-    return relay_config
 
 
 @pytest.fixture

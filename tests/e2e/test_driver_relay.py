@@ -8,23 +8,16 @@ import hashlib
 import hmac
 import json
 
-import pytest
-
-from tests.test_relay_helpers import (  # noqa: F401  (relay_config is a fixture)
+from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ANA,
     CALLBACK_SECRET,
     DRIVER_PHONE,
+    app_config,
     code_of,
     drain_until,
-    relay_config,
     sms,
     texts_to,
 )
-
-
-@pytest.fixture
-def app_config(relay_config):
-    return relay_config
 
 
 def carrier_posts(providers):
