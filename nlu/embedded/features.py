@@ -65,6 +65,11 @@ class Featurizer:
                         feats.add("c:" + padded[i : i + n])
         for a, b in zip(words, words[1:], strict=False):
             feats.add(f"b:{a} {b}")
+        if _FAMILY_WEIGHT.get("s"):
+            stems = [w[:STEM_LENGTH] for w in words if w[0].isalpha()]
+            feats.update("s:" + st for st in stems)
+            for a, b in zip(stems, stems[1:], strict=False):
+                feats.add(f"s:{a} {b}")
         n_words = len(words)
         feats.add("len:" + ("0" if n_words == 0 else "1" if n_words == 1 else
                             "2" if n_words == 2 else "3-5" if n_words <= 5 else "6+"))
@@ -90,7 +95,8 @@ class Featurizer:
         return list(_weigh(self.features(text)))
 
 
-_FAMILY_WEIGHT = {"c": 1.0, "w": 0.8, "b": 0.6, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
+STEM_LENGTH = 5  # a crude stemmer for five languages: a word's first letters (envío/enviar/enviado)
+_FAMILY_WEIGHT = {"c": 1.0, "w": 0.8, "b": 0.6, "s": 0.6, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
 
 
 def _weigh(feats: Iterable[str]) -> Iterable[tuple[str, float]]:

@@ -50,8 +50,12 @@ class LinearModel:
     bias: np.ndarray  # (n_classes,)
 
     def logits(self, x: SparseRows) -> np.ndarray:
-        contrib = self.weights[x.indices] * x.data[:, None]
-        return np.add.reduceat(contrib, x.indptr[:-1], axis=0) + self.bias
+        nonempty = np.diff(x.indptr) > 0
+        out = np.zeros((x.n_rows, self.weights.shape[1]), np.float32)
+        for c in range(self.weights.shape[1]):
+            column = np.ascontiguousarray(self.weights[:, c])
+            out[nonempty, c] = np.add.reduceat(x.data * column[x.indices], x.indptr[:-1][nonempty])
+        return out + self.bias
 
     def row_logits(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         return values @ self.weights[idx] + self.bias
@@ -66,8 +70,9 @@ def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def fit(x: SparseRows, y: np.ndarray, n_classes: int, *, l2: float = 1e-4,
         epochs: int = 150, lr: float = 0.1, sample_weight: np.ndarray | None = None,
-        progress: Callable[[int], None] | None = None) -> LinearModel:
-    """Minimise weighted cross-entropy + l2 * |W|^2 / 2 with full-batch Adam.
+        progress: Callable[[int], None] | None = None, init: LinearModel | None = None) -> LinearModel:
+    """Minimise weighted cross-entropy + l2 * |W|^2 / 2 with full-batch Adam (starting from
+    `init`'s weights when given).
 
     Products with the sparse matrix are done one class at a time on 1-D arrays (gather,
     multiply, reduceat/bincount), which numpy does an order of magnitude faster than on
@@ -86,6 +91,9 @@ def fit(x: SparseRows, y: np.ndarray, n_classes: int, *, l2: float = 1e-4,
 
     w = np.zeros((n_classes, n_used), np.float32)  # transposed: one contiguous row per class
     b = np.zeros(n_classes, np.float32)
+    if init is not None:
+        w[:] = init.weights[used].T
+        b[:] = init.bias
     m_w, v_w = np.zeros_like(w), np.zeros_like(w)
     m_b, v_b = np.zeros_like(b), np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
