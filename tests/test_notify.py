@@ -7,7 +7,7 @@ import json
 from sqlalchemy import func, select
 
 from db.models import Message, Notification, OrderEvent, ScheduledJob
-from tests.conftest import post_telegram, post_twilio, telegram_update, twilio_params
+from tests.conftest import post_twilio, twilio_params
 from tests.test_notify_helpers import (
     NIGHT,
     PHOTO,

@@ -11,7 +11,16 @@ from sqlalchemy import select
 from bot.notify_policies import eta_moved, mms_capable, quiet_until
 from db.models import Notification, ScheduledJob
 from tests.conftest import base_config, post_twilio, twilio_params
-from tests.test_notify_helpers import NIGHT, bodies, conversation, eta, notifications, post_event, put_order, run_jobs
+from tests.test_notify_helpers import (
+    NIGHT,
+    bodies,
+    conversation,
+    eta,
+    notifications,
+    post_event,
+    put_order,
+    run_jobs,
+)
 
 TEMPLATE_SID = "HX" + "a" * 32
 
