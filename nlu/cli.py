@@ -13,6 +13,7 @@ import click
 logger = logging.getLogger(__name__)
 
 HELDOUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "nlu" / "heldout"
+DEV_DIR = HELDOUT_DIR.parent / "dev"
 
 nlu_group = click.Group("nlu", help="The intent layer: train, evaluate and try the NLU backends.")
 
@@ -95,3 +96,26 @@ def parse_command(locale: str | None, timezone: str | None, backend: str | None,
             "entities": [{"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
                          for e in intent.entities],
         }, ensure_ascii=False))
+
+
+@nlu_group.command("crossval")
+@click.option("--folds", default=5, show_default=True, help="Number of folds.")
+@click.option("--dev", "dev_path", type=click.Path(exists=True, path_type=Path), default=DEV_DIR,
+              show_default=True, help="Development set scored by the model trained on all the data.")
+def crossval_command(folds: int, dev_path: Path) -> None:
+    """Cross-validate the embedded model on the training data and score the development set,
+    at several fallback thresholds (how the default threshold is chosen; never on held-out)."""
+    from nlu.embedded.artifact import train
+    from nlu.embedded.crossval import out_of_fold, probabilities
+    from nlu.evaluate import load_examples
+    from nlu.training_data import load_training_data
+
+    data = load_training_data()
+    oof = out_of_fold(data, folds=folds)
+    dev = probabilities(train(data, with_language_head=False), load_examples(dev_path))
+    click.echo(f"{'threshold':>9}  {'cv macro-F1':>11} {'cv OOS FA':>9}  {'dev macro-F1':>12} {'dev OOS FA':>10}  dev per language")
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+        a, b = oof.score(threshold), dev.score(threshold)
+        langs = " ".join(f"{k} {v:.3f}" for k, v in b["per_language"].items())
+        click.echo(f"{threshold:9.2f}  {a['macro_f1']:11.4f} {a['oos_false_accept']:9.1%}  "
+                   f"{b['macro_f1']:12.4f} {b['oos_false_accept']:10.1%}  {langs}")

@@ -1,5 +1,5 @@
-"""K-fold cross-validation over the training data: out-of-fold intent probabilities, scores at
-a range of fallback thresholds, and the threshold to ship (chosen here, never on held-out data)."""
+"""K-fold cross-validation over the training data: out-of-fold intent probabilities and their
+scores at a range of fallback thresholds (the threshold is chosen here, never on held-out data)."""
 
 from __future__ import annotations
 
@@ -90,12 +90,3 @@ def probabilities(artifact, examples: Sequence[Example]) -> OutOfFold:
     featurizer = artifact.featurizer()
     probs = np.array([intent_probabilities(artifact, featurizer, ex.text) for ex in examples], dtype=np.float32)
     return OutOfFold(artifact.intents, probs, [ex.intent for ex in examples], [ex.language for ex in examples])
-
-
-def choose_threshold(oof: OutOfFold, grid: Sequence[float] = tuple(np.round(np.arange(0.2, 0.81, 0.025), 3)),
-                     max_false_accept: float = 0.05) -> tuple[float, dict]:
-    """The threshold with the best macro-F1 among those keeping the out-of-scope false-accept
-    rate within `max_false_accept` (the best macro-F1 overall if none does)."""
-    results = [(t, oof.score(t)) for t in grid]
-    ok = [r for r in results if r[1]["oos_false_accept"] <= max_false_accept] or results
-    return max(ok, key=lambda r: (r[1]["macro_f1"], -abs(r[0] - 0.5)))

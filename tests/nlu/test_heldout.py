@@ -33,9 +33,10 @@ def test_heldout_sentences_are_not_training_sentences():
     assert not copied
 
 
-# Measured 2026-11 (embedded): macro-F1 0.91, per language 0.89-0.94, OOS false accepts 17 %.
-# The assertions are the real targets; they are expected to fail until the training data grows.
-NOT_YET = pytest.mark.xfail(reason="held-out targets not met yet (see docs/nlu.md)", strict=False)
+# The targets of tracker issue 3 (measured numbers in docs/nlu.md). Per language (>= 0.90) is met;
+# overall macro-F1 (0.928 measured) and OOS false accepts (6.7 % measured) are not yet: the model
+# and data were tuned on tests/nlu/dev and cross-validation only, never on these lines.
+NOT_YET = pytest.mark.xfail(reason="held-out target not met yet (see docs/nlu.md)", strict=False)
 
 
 @NOT_YET
@@ -43,7 +44,6 @@ def test_macro_f1(report):
     assert report.macro_f1 >= 0.95, report.render()
 
 
-@NOT_YET
 def test_macro_f1_per_language(report):
     assert set(report.per_language_macro_f1) == set(LANGUAGES)
     for language, f1 in report.per_language_macro_f1.items():
@@ -57,9 +57,9 @@ def test_out_of_scope_false_accepts(report):
 
 def test_floor_against_regressions(report):
     """What the model does today, minus a margin: a drop below this is a regression."""
-    assert report.macro_f1 >= 0.88
-    assert min(report.per_language_macro_f1.values()) >= 0.85
-    assert report.oos_false_accept_rate <= 0.25
+    assert report.macro_f1 >= 0.91
+    assert min(report.per_language_macro_f1.values()) >= 0.89
+    assert report.oos_false_accept_rate <= 0.12
 
 
 def test_report_dict_and_render(report):
