@@ -22,7 +22,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-lr-7"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-8"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 40
 FINE_TUNE_EPOCHS = 15
@@ -30,6 +30,7 @@ LANGUAGE_EPOCHS = 25
 LEARNING_RATE = 0.2
 L2 = 1e-5
 CALIBRATION_SHARE = 0.25  # held out once to fit the softmax temperature
+WORD_SHARE = 0.3  # weight of the word-level model in the ensemble (chosen by cross-validation)
 CLASS_WEIGHT_POWER = 0.5  # examples weighted by 1 / frequency(class) ** power
 
 
@@ -48,22 +49,41 @@ class Artifact:
     synonyms: dict[str, str]
     train_seconds: float = 0.0
     n_examples: int = 0
+    word_head: LinearModel | None = None  # the word-level model of the ensemble
+    word_temperature: float = 1.0
 
     def featurizer(self) -> Featurizer:
         return Featurizer(self.regexes, self.lookups)
+
+    def probabilities(self, featurizer: Featurizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated intent probabilities (the ensemble: main model and word-level model,
+        WORD_SHARE of the latter) and the language head's probabilities."""
+        main, word = featurizer.weighted_both(text)
+        index, values = _lookup(self.vocab, main)
+        probs = softmax(self.intent_head.row_logits(index, values), self.temperature)
+        language = softmax(self.language_head.row_logits(index, values))
+        if self.word_head is not None:
+            w_index, w_values = _lookup(self.vocab, word)
+            word_probs = softmax(self.word_head.row_logits(w_index, w_values), self.word_temperature)
+            probs = (1 - WORD_SHARE) * probs + WORD_SHARE * word_probs
+        return probs, language
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"key": self.key, "intents": list(self.intents), "temperature": self.temperature,
                 "regexes": self.regexes, "lookups": self.lookups, "synonyms": self.synonyms,
-                "train_seconds": self.train_seconds, "n_examples": self.n_examples}
+                "train_seconds": self.train_seconds, "n_examples": self.n_examples,
+                "word_temperature": self.word_temperature}
+        word_head = self.word_head or LinearModel(np.zeros((0, len(self.intents)), np.float32),
+                                                  np.zeros(len(self.intents), np.float32))
         words = sorted(self.vocab, key=self.vocab.__getitem__)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
         os.close(fd)
         np.savez_compressed(
             tmp, vocab=np.array(words), meta=np.array(json.dumps(meta)),
             w=self.intent_head.weights.astype(np.float16), b=self.intent_head.bias,
-            lw=self.language_head.weights.astype(np.float16), lb=self.language_head.bias)
+            lw=self.language_head.weights.astype(np.float16), lb=self.language_head.bias,
+            ww=word_head.weights.astype(np.float16), wb=word_head.bias)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: concurrent builders never see half a file
 
@@ -74,9 +94,11 @@ class Artifact:
             vocab = {word: i for i, word in enumerate(npz["vocab"].tolist())}
             intent_head = LinearModel(npz["w"].astype(np.float32), npz["b"])
             language_head = LinearModel(npz["lw"].astype(np.float32), npz["lb"])
+            word_head = LinearModel(npz["ww"].astype(np.float32), npz["wb"]) if len(npz["ww"]) else None
         return cls(meta["key"], vocab, tuple(meta["intents"]), intent_head, meta["temperature"],
                    language_head, meta["regexes"], meta["lookups"], meta["synonyms"],
-                   meta.get("train_seconds", 0.0), meta.get("n_examples", 0))
+                   meta.get("train_seconds", 0.0), meta.get("n_examples", 0),
+                   word_head, meta.get("word_temperature", 1.0))
 
 
 def artifact_path(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Path:
@@ -117,13 +139,6 @@ def augment(data: TrainingData, seed: int = 13) -> list[Example]:
     return out
 
 
-def _rows(featurizer: Featurizer, examples: list[Example]) -> tuple[list[list[tuple[str, float]]], dict[str, int]]:
-    weighted = [featurizer.weighted(ex.text) for ex in examples]
-    counts = Counter(name for feats in weighted for name, _ in feats)
-    vocab = {name: i for i, name in enumerate(sorted(counts))}
-    return weighted, vocab
-
-
 def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None,
           *, with_language_head: bool = True) -> Artifact:
     """Fit the intent head (temperature from out-of-fold logits) and the language head."""
@@ -132,12 +147,14 @@ def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None
     intents = tuple(i for i in INTENTS if any(ex.intent == i for ex in examples)) + tuple(
         sorted({ex.intent for ex in examples} - set(INTENTS)))
     featurizer = featurizer_for(data)
-    weighted, vocab = _rows(featurizer, examples)
-    x = SparseRows.from_rows([[(vocab[n], v) for n, v in feats] for feats in weighted], len(vocab))
+    both = [featurizer.weighted_both(ex.text) for ex in examples]
+    vocab = {name: i for i, name in enumerate(sorted({name for feats, _ in both for name, _ in feats}))}
+    x = SparseRows.from_rows([[(vocab[n], v) for n, v in feats] for feats, _ in both], len(vocab))
+    x_word = SparseRows.from_rows([[(vocab[n], v) for n, v in feats] for _, feats in both], len(vocab))
     y = np.array([intents.index(ex.intent) for ex in examples])
     per_class = Counter(y.tolist())
     weights = np.array([1.0 / per_class[c] ** CLASS_WEIGHT_POWER for c in y.tolist()])
-    total_steps = EPOCHS + FINE_TUNE_EPOCHS + LANGUAGE_EPOCHS
+    total_steps = 2 * (EPOCHS + FINE_TUNE_EPOCHS) + LANGUAGE_EPOCHS
     done = 0
 
     def tick(_: int) -> None:
@@ -148,12 +165,17 @@ def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None
 
     held = np.random.default_rng(7).random(len(examples)) < CALIBRATION_SHARE
     train_ids, test_ids = np.flatnonzero(~held), np.flatnonzero(held)
-    model = fit(x.take(train_ids), y[train_ids], len(intents), epochs=EPOCHS, lr=LEARNING_RATE,
-                l2=L2, sample_weight=weights[train_ids], progress=tick)
-    temperature = fit_temperature(model.logits(x.take(test_ids)), y[test_ids])
-    # then on everything, starting from the calibration model (same temperature, fewer epochs)
-    intent_head = fit(x, y, len(intents), epochs=FINE_TUNE_EPOCHS, lr=LEARNING_RATE / 2, l2=L2,
-                      sample_weight=weights, progress=tick, init=model)
+
+    def calibrated_fit(features: SparseRows) -> tuple[LinearModel, float]:
+        model = fit(features.take(train_ids), y[train_ids], len(intents), epochs=EPOCHS, lr=LEARNING_RATE,
+                    l2=L2, sample_weight=weights[train_ids], progress=tick)
+        temperature = fit_temperature(model.logits(features.take(test_ids)), y[test_ids])
+        # then on everything, starting from the calibration model (same temperature, fewer epochs)
+        return fit(features, y, len(intents), epochs=FINE_TUNE_EPOCHS, lr=LEARNING_RATE / 2, l2=L2,
+                   sample_weight=weights, progress=tick, init=model), temperature
+
+    intent_head, temperature = calibrated_fit(x)
+    word_head, word_temperature = calibrated_fit(x_word)
 
     lang_ids = np.array([LANGUAGES.index(ex.language) if ex.language in LANGUAGES else -1 for ex in examples])
     known = np.flatnonzero(lang_ids >= 0)
@@ -165,7 +187,7 @@ def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None
                                     np.zeros(len(LANGUAGES), np.float32))
     return Artifact(key, vocab, intents, intent_head, temperature, language_head,
                     data.regexes, data.lookups, data.synonyms,
-                    time.perf_counter() - started, len(examples))
+                    time.perf_counter() - started, len(examples), word_head, word_temperature)
 
 
 def featurizer_for(data: TrainingData) -> Featurizer:
@@ -180,14 +202,17 @@ def keyword_intents(synonyms: dict[str, str]) -> dict[str, str]:
 
 def intent_probabilities(artifact: Artifact, featurizer: Featurizer, text: str) -> np.ndarray:
     """Calibrated intent probabilities of one text (in `artifact.intents` order)."""
+    return artifact.probabilities(featurizer, text)[0]
+
+
+def _lookup(vocab: dict[str, int], weighted: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
     idx, vals = [], []
-    for name, value in featurizer.weighted(text):
-        i = artifact.vocab.get(name)
+    for name, value in weighted:
+        i = vocab.get(name)
         if i is not None:
             idx.append(i)
             vals.append(value)
-    index, values = np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
-    return softmax(artifact.intent_head.row_logits(index, values), artifact.temperature)
+    return np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
 
 
 def decide(intents: tuple[str, ...], probs: np.ndarray, threshold: float) -> tuple[str, float]:

@@ -14,7 +14,6 @@ import numpy as np
 from nlu import entities as entity_extractors
 from nlu.embedded.artifact import CACHE_DIR, Artifact, keyword_intents, load_or_train
 from nlu.embedded.features import fold
-from nlu.embedded.model import softmax
 from nlu.langdetect import detect_language
 from nlu.training_data import DATA_DIR
 from nlu.types import LANGUAGES, Entity, Intent
@@ -88,16 +87,7 @@ class EmbeddedBackend:
     def classify(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated intent probabilities and in-domain language probabilities."""
         art = self.artifact
-        idx, vals = [], []
-        for name, value in self._featurizer.weighted(text):
-            i = art.vocab.get(name)
-            if i is not None:
-                idx.append(i)
-                vals.append(value)
-        index, values = np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
-        intent_probs = softmax(art.intent_head.row_logits(index, values), art.temperature)
-        language_probs = softmax(art.language_head.row_logits(index, values))
-        return intent_probs, language_probs
+        return art.probabilities(self._featurizer, text)
 
     def detect_language(self, text: str, locale: str | None = None) -> str | None:
         """lingua blended with the in-domain language head; short texts keep the locale."""

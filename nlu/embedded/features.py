@@ -94,16 +94,28 @@ class Featurizer:
         counting a little more than character n-grams."""
         return list(_weigh(self.features(text)))
 
+    def weighted_both(self, text: str) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The features of the main model and of the word-level model (no character n-grams,
+        words and stems weighted up), from one pass over the text."""
+        feats = self.features(text)
+        return list(_weigh(feats)), list(_weigh(feats, WORD_FAMILY_WEIGHT))
+
 
 STEM_LENGTH = 5  # a crude stemmer for five languages: a word's first letters (envío/enviar/enviado)
 _FAMILY_WEIGHT = {"c": 1.0, "w": 0.8, "b": 0.6, "s": 0.6, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
+# the second model of the ensemble sees words, word pairs and stems only
+WORD_FAMILY_WEIGHT = {"c": 0.0, "w": 1.0, "b": 0.8, "s": 1.0, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
 
 
-def _weigh(feats: Iterable[str]) -> Iterable[tuple[str, float]]:
+def _weigh(feats: Iterable[str], family_weight: dict[str, float] | None = None) -> Iterable[tuple[str, float]]:
+    weights = _FAMILY_WEIGHT if family_weight is None else family_weight
     families: dict[str, list[str]] = {}
     for feat in feats:
         families.setdefault(feat.split(":", 1)[0], []).append(feat)
     for family, members in families.items():
-        scale = _FAMILY_WEIGHT.get(family, 0.5) / len(members) ** 0.5
+        weight = weights.get(family, 0.5)
+        if not weight:
+            continue
+        scale = weight / len(members) ** 0.5
         for feat in members:
             yield feat, scale
