@@ -89,3 +89,9 @@ def test_outbox_status_draws_a_chart(env):
     lastmile(env, "chat", "--phone", "+15551230001", "-m", "hello")
     result = lastmile(env, "outbox", "status")
     assert result.returncode == 0 and "sent" in result.stdout and "█" in result.stdout
+
+
+def test_the_simulator_exists_only_in_demo_mode(client):
+    # The `app` fixture is not in demo mode: the simulator would let anyone speak as any phone.
+    assert client.get("/simulator").status_code == 404
+    assert client.post("/simulator/api/messages", json={"address": "+15551230001", "text": "hi"}).status_code == 404

@@ -5,24 +5,15 @@ the analytics page. UPDATE_SCREENSHOTS=1 writes them to docs/screenshots/.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser.conftest import save_screenshot
 from tests.conftest import post_twilio, twilio_params
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 ALICE = "+15551230001"
-
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="run `make browser` for Chromium")
-
 
 @pytest.fixture
 def app_config(app_config):
@@ -31,38 +22,14 @@ def app_config(app_config):
 
 
 @pytest.fixture
-def console_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def console_url(live_url):
+    return live_url
 
 
 @pytest.fixture
-def laptop(console_url):
+def laptop(open_page):
     """A 1440x900 laptop window; anything not served by the app is refused and recorded."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US",
-                                      timezone_id="America/New_York")
-        page = context.new_page()
-        page.external = []
-
-        def route(request_route):
-            if request_route.request.url.startswith(console_url):
-                return request_route.continue_()
-            page.external.append(request_route.request.url)
-            return request_route.abort()
-
-        page.route("**/*", route)
-        page.errors = []
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        yield page
-        context.close()
-        browser.close()
+    return open_page(1440, 900, locale="en-US", timezone_id="America/New_York")
 
 
 @pytest.fixture
@@ -82,11 +49,7 @@ def sign_in(page, base: str, username: str) -> None:
 
 
 def screenshot(page, name: str, tmp_path: Path) -> Path:
-    target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"console-{name}.png"
-    page.screenshot(path=str(path))
-    return path
+    return save_screenshot(page, f"console-{name}", tmp_path)
 
 
 def test_agent_takes_an_sms_handoff_replies_and_the_reply_reaches_twilio(

@@ -7,19 +7,13 @@ screenshots to docs/screenshots/.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser.conftest import save_screenshot
 from tests.test_notify_helpers import PHOTO, eta, post_event, put_order
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TILE = ('<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256"><rect width="256" height="256" '
         'fill="#eef1f4"/><path d="M0 90H256M0 200H256M70 0V256M180 0V256" stroke="#fff" stroke-width="10"/>'
         '<path d="M0 150L256 40" stroke="#ffe9a8" stroke-width="14"/></svg>')
@@ -27,56 +21,15 @@ PARCEL = ('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400"><rec
           'fill="#8d6e63"/><rect x="220" y="120" width="200" height="150" fill="#d7a86e" stroke="#6d4c41" '
           'stroke-width="6"/><path d="M220 170H420" stroke="#6d4c41" stroke-width="6"/></svg>')
 
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="run `make browser` for Chromium")
-
-
 @pytest.fixture
-def live_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def phone(browser, live_url):
-    """A 390x844 phone; external requests are stubbed (tiles, photo) and recorded."""
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                  locale="en-US")
-    page = context.new_page()
-    page.external = []
-
-    def route(request_route):
-        url = request_route.request.url
-        if url.startswith(live_url):
-            return request_route.continue_()
-        page.external.append(url)
-        if "tile.openstreetmap.org" in url and getattr(page, "tiles", True):
-            return request_route.fulfill(status=200, content_type="image/svg+xml", body=TILE)
-        if url == PHOTO:
-            return request_route.fulfill(status=200, content_type="image/svg+xml", body=PARCEL)
-        return request_route.abort()
-
-    page.route("**/*", route)
-    yield page
-    context.close()
+def phone(open_page):
+    """A 390x844 phone; map tiles and the carrier's photo are stubbed, anything else refused."""
+    return open_page(390, 844, {"https://tile.openstreetmap.org": ("image/svg+xml", TILE),
+                                PHOTO: ("image/svg+xml", PARCEL)}, device_scale_factor=2, locale="en-US")
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:
-    target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
-    target.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target / f"tracking-{name}.png"), full_page=True)
+    save_screenshot(page, f"tracking-{name}", tmp_path, full_page=True)
 
 
 def page_path(order: dict) -> str:
@@ -105,7 +58,7 @@ def test_the_page_reads_well_without_map_tiles(client, auth, phone, live_url, tm
     order = put_order(client, auth)
     post_event(client, auth, "LM-1", "delayed", reason="Heavy traffic", eta=eta(120),
                location={"lat": 40.7484, "lng": -73.9857})
-    phone.tiles = False
+    phone.stubs.pop("https://tile.openstreetmap.org")
     phone.goto(live_url + page_path(order))
     phone.wait_for_selector("#map.leaflet-container path.leaflet-interactive")
     assert phone.locator("h1").inner_text() == "Delayed"

@@ -1,0 +1,82 @@
+"""Browser fixtures: the app on a real local port, Debian's Chromium driven by Playwright, pages that
+load nothing from outside (every request not served by the app is recorded, then stubbed or refused)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+# An external URL prefix -> (content type, body) served instead of the real thing.
+Stubs = dict[str, tuple[str, str]]
+
+
+@pytest.fixture
+def live_url(app) -> Iterator[str]:
+    """The app under test served by werkzeug on a free port (threaded, like a real server)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, live_url) -> Iterator[Callable[..., object]]:
+    """`open_page(width, height, stubs={prefix: (type, body)}, **context)`: a page whose requests outside
+    the app are recorded in `page.external`, answered from `stubs` or refused; JS errors in `page.errors`."""
+    contexts = []
+
+    def factory(width: int, height: int, stubs: Stubs | None = None, **context_options):
+        context = chromium.new_context(viewport={"width": width, "height": height}, **context_options)
+        contexts.append(context)
+        page = context.new_page()
+        page.external, page.errors, page.stubs = [], [], dict(stubs or {})
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+
+        def route(request_route):
+            url = request_route.request.url
+            if url.startswith(live_url):
+                return request_route.continue_()
+            page.external.append(url)
+            for prefix, (content_type, body) in page.stubs.items():
+                if url.startswith(prefix):
+                    return request_route.fulfill(status=200, content_type=content_type, body=body)
+            return request_route.abort()
+
+        page.route("**/*", route)
+        return page
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+def save_screenshot(page, name: str, tmp_path: Path, *, full_page: bool = False) -> Path:
+    """Into tmp_path, or into docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
+    target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
