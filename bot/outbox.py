@@ -139,9 +139,15 @@ class OutboxDispatcher:
         self._wake.set()
 
     def _loop(self) -> None:
+        last_housekeeping = 0.0
         while not self._stop.is_set():
+            # While busy, sweeps follow each other at once; the writes of housekeeping are kept to
+            # one per poll interval so they do not compete with webhooks for the database.
+            housekeeping = time.monotonic() - last_housekeeping >= self.poll_interval
+            if housekeeping:
+                last_housekeeping = time.monotonic()
             try:
-                busy = self.run_once().total > 0
+                busy = self.run_once(housekeeping=housekeeping).total > 0
             except Exception:
                 logger.exception("outbox sweep failed; retrying")
                 busy = False
@@ -150,12 +156,14 @@ class OutboxDispatcher:
                 self._wake.clear()
 
     # --- one sweep ---------------------------------------------------------------------------
-    def run_once(self) -> SweepResult:
+    def run_once(self, *, housekeeping: bool = True) -> SweepResult:
+        """One sweep. `housekeeping` also runs the hooks (due jobs) and returns expired leases."""
         result = SweepResult()
-        for hook in self.hooks:
-            with self.db.session() as session:
-                hook(session)
-        for item_id in self._claim():
+        if housekeeping:
+            for hook in self.hooks:
+                with self.db.session() as session:
+                    hook(session)
+        for item_id in self._claim(recover_leases=housekeeping):
             outcome = self._deliver(item_id)
             setattr(result, outcome, getattr(result, outcome) + 1)
         return result
@@ -173,7 +181,7 @@ class OutboxDispatcher:
                 break
         return total
 
-    def _claim(self) -> list[int]:
+    def _claim(self, *, recover_leases: bool = True) -> list[int]:
         """Mark a batch of due rows as ours in one statement (one commit), first in each lane only.
 
         The `status == 'pending'` test is re-checked on each row as it is updated, so two sweepers
@@ -197,12 +205,12 @@ class OutboxDispatcher:
             .scalar_subquery()
         )
         with self.db.session() as session:
-            # Rows whose worker died mid-send go back to the queue when their lease runs out.
-            session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.status == "sending", OutboxItem.locked_until < now)
-                .values(status="pending", locked_until=None)
-            )
+            if recover_leases:  # rows whose worker died mid-send go back when their lease runs out
+                session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.status == "sending", OutboxItem.locked_until < now)
+                    .values(status="pending", locked_until=None)
+                )
             claimed = session.scalars(
                 update(OutboxItem)
                 .where(OutboxItem.id.in_(due), OutboxItem.status == "pending")
