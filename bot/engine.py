@@ -90,7 +90,7 @@ class Engine:
 
     def _understand(self, conversation: Conversation, inbound: Inbound, locale: str, timezone: str) -> Intent:
         text = (inbound.button_payload or inbound.text or "").strip()
-        choice = _numbered_choice(conversation, text)
+        choice = numbered_choice(conversation, text)
         if choice:
             text = choice
         start = START_COMMAND.match(text)
@@ -212,7 +212,7 @@ def parse_shortcut(text: str) -> Intent | None:
     return Intent(match.group("name"), 1.0, tuple(entities))
 
 
-def _numbered_choice(conversation: Conversation, text: str) -> str | None:
+def numbered_choice(conversation: Conversation, text: str) -> str | None:
     """'2' after a list of buttons (SMS, WhatsApp without templates) means the second button."""
     buttons = (conversation.state or {}).get("buttons") or []
     if buttons and text.isdigit() and 1 <= int(text) <= len(buttons):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot import orders as order_rules
 from bot import relay
 from bot.context import Turn
-from bot.engine import _numbered_choice
+from bot.engine import numbered_choice
 from bot.i18n import format_window
 from bot.i18n import gettext as _
 from bot.messages import Button, Media
@@ -69,7 +69,7 @@ def yes_or_no(text: str) -> bool | None:
 def on_driver_message(turn: Turn) -> None:
     """ROLE_HANDLERS["driver"]: every message from a registered driver's phone or chat."""
     driver = turn.session.get(Driver, turn.conversation.driver_id)
-    text = _numbered_choice(turn.conversation, (turn.inbound.button_payload or turn.inbound.text or "").strip())
+    text = numbered_choice(turn.conversation, (turn.inbound.button_payload or turn.inbound.text or "").strip())
     text = text or (turn.inbound.button_payload or turn.inbound.text or "").strip()
     media = [asdict(m) for m in turn.inbound.media]
     turn.update_state(buttons=None)
