@@ -175,8 +175,8 @@ class Engine:
     def _reply_locale(conversation: Conversation, inbound: Inbound, intent: Intent, stored: str) -> str:
         """Answer in the language the person writes in, when the text says so clearly."""
         state = conversation.state or {}
-        if state.get("locale_explicit"):
-            return stored
+        if state.get("locale_explicit") or conversation.role == "driver":
+            return stored  # a driver's language is set by the carrier; one foreign sentence keeps it
         words = re.findall(r"[^\W\d_]{2,}", inbound.text or "")
         detected = i18n.normalize_locale(intent.language)
         if detected and detected != stored and len(words) >= 3 and intent.name != "out_of_scope":

@@ -94,6 +94,9 @@ def ask_again(turn: Turn, pending: dict[str, Any]) -> None:
 
 def destination(turn: Turn, *, asked: bool) -> tuple[str | None, str | None]:
     text = turn.inbound.text or ""
+    chosen = turn.intent.entity("option")  # a button: '/change_address{"option": "neighbour"}'
+    if chosen in ("neighbour", "pickup_point"):
+        return str(chosen), None
     if PICKUP.search(text):
         return "pickup_point", None
     if NEIGHBOUR.search(text):

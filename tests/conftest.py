@@ -105,12 +105,21 @@ def base_config(database_url: str, providers_url: str, **extra: Any) -> dict[str
             "telegram": {"api_base_url": providers_url, "timeout": 5},
         },
         "outbox": {"mode": "thread", "backoff_base": 0.01, "backoff_max": 0.05},
+        # Quiet hours depend on the wall clock; tests that test them enable them with a chosen zone.
+        "notifications": {"quiet_hours": {"enabled": False}},
         "secrets": {"twilio_auth_token": TWILIO_TOKEN, "telegram_bot_token": TELEGRAM_TOKEN,
                     "telegram_webhook_secret": TELEGRAM_SECRET, "secret_key": "test-secret-key"},
     }
-    for key, value in extra.items():
-        config.setdefault(key, {}).update(value)
+    _deep_merge(config, extra)
     return config
+
+
+def _deep_merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
 
 
 @pytest.fixture

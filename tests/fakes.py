@@ -40,7 +40,7 @@ class FakeProviders:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.scripted: list[tuple[int, Any, dict[str, str]]] = []
+        self.scripted: list[tuple[str, int, Any, dict[str, str]]] = []
         self.updates: list[dict[str, Any]] = []  # served by Telegram getUpdates
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -62,9 +62,11 @@ class FakeProviders:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail_next(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fail_next(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1,
+                  *, path: str = "") -> None:
+        """Answer the next `times` requests (whose path starts with `path`) with this status."""
         with self._lock:
-            self.scripted.extend([(status, body, headers or {})] * times)
+            self.scripted.extend([(path, status, body, headers or {})] * times)
 
     def clear(self) -> None:
         with self._lock:
@@ -120,9 +122,11 @@ class FakeProviders:
                     record.json = _multipart_fields(body, ctype)
                 with fake._lock:
                     fake.requests.append(record)
-                    scripted = fake.scripted.pop(0) if fake.scripted else None
+                    scripted = next((s for s in fake.scripted if record.path.startswith(s[0])), None)
+                    if scripted is not None:
+                        fake.scripted.remove(scripted)
                 if scripted is not None:
-                    status, payload, headers = scripted
+                    _, status, payload, headers = scripted
                 else:
                     status, payload, headers = fake._answer(record)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -41,7 +41,7 @@ def test_a_driver_event_reaches_the_carrier_signed_with_an_idempotency_key(clien
 
 
 def test_a_500_is_retried_with_the_same_body_and_key(client, srv, providers, seeded):
-    providers.fail_next(500, {"error": "down"})
+    providers.fail_next(500, {"error": "down"}, path="/carrier/callback")
     sms(client, DRIVER_PHONE, f"#{code_of(srv, 'LM-10001')} eta 20")
     drain_until(srv, providers, lambda: len([r for r in providers.callbacks() if r.path == "/carrier/callback"]) == 2)
     first, second = [r for r in providers.callbacks() if r.path == "/carrier/callback"]

@@ -28,6 +28,7 @@ TEMPLATE_SID = "HX" + "a" * 32
 @pytest.fixture
 def app_config(database_url, providers):
     return base_config(database_url, providers.url, ratings={"enabled": False}, notifications={
+        "quiet_hours": {"enabled": True},
         "rate_limit": {"per_hour": 2, "exempt": ["delivered"]},
         "whatsapp_templates": {"out_for_delivery": TEMPLATE_SID, "eta_updated": "", "delayed": "", "arriving": "",
                                "delivered": "", "failed_attempt": "", "rating_prompt": ""}})

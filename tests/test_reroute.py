@@ -200,3 +200,17 @@ def test_asking_something_else_instead_of_the_address_drops_the_question(client,
     srv.dispatcher.drain()
     assert "LM-40001" in texts_to(providers, EVA)[-1] and "Track it here" in texts_to(providers, EVA)[-1]
     assert order_of(srv, assigned).address_line1 == "1 Old Road"
+
+
+def test_a_failed_attempts_numbered_option_leads_to_the_neighbour(client, srv, providers, auth, assigned):
+    carrier_event(client, auth, assigned, "out_for_delivery")
+    carrier_event(client, auth, assigned, "failed_attempt", reason="nobody home")
+    srv.dispatcher.drain()
+    options = texts_to(providers, EVA)[-1]
+    assert "2. Leave it with a neighbour" in options
+    sms(client, EVA, "2")  # on SMS the buttons are a numbered list; "2" means the second
+    srv.dispatcher.drain()
+    assert "neighbour" in texts_to(providers, EVA)[-1]
+    with srv.db.session() as session:
+        request = session.scalars(select(CustomerRequest).order_by(CustomerRequest.id.desc())).first()
+        assert request.kind == "change_address" and request.details["option"] == "neighbour"
