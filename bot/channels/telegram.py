@@ -35,7 +35,10 @@ class TelegramChannel(Channel):
         self.settings = get(config, "channels.telegram", {})
         self.token = get(config, "secrets.telegram_bot_token", "")
         self.secret = get(config, "secrets.telegram_webhook_secret", "")
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._bot: Bot | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
 
     @property
     def enabled(self) -> bool:
@@ -70,24 +73,35 @@ class TelegramChannel(Channel):
 
     # --- outbound --------------------------------------------------------------------------
     def bot(self) -> Bot:
-        bot = getattr(self._local, "bot", None)
-        if bot is None:
-            if not self.token:
-                raise SendError("TELEGRAM_BOT_TOKEN is not set", permanent=True)
-            base = str(self.settings.get("api_base_url", "https://api.telegram.org")).rstrip("/")
-            timeout = float(self.settings.get("timeout", 10))
-            request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
-            bot = Bot(self.token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request)
-            self._local.bot = bot
-        return bot
+        with self._lock:
+            if self._bot is None:
+                if not self.token:
+                    raise SendError("TELEGRAM_BOT_TOKEN is not set", permanent=True)
+                base = str(self.settings.get("api_base_url", "https://api.telegram.org")).rstrip("/")
+                timeout = float(self.settings.get("timeout", 10))
+                request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+                                       connection_pool_size=8)
+                self._bot = Bot(self.token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
+                                request=request)
+            return self._bot
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run one Bot API call on this thread's own event loop (the dispatcher is synchronous)."""
-        loop = getattr(self._local, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            self._local.loop = loop
-        return loop.run_until_complete(coro)
+        """Run one Bot API call from synchronous code (the dispatcher, the CLI).
+
+        python-telegram-bot is asynchronous; its calls run on one event loop owned by this channel in a
+        background thread, so they work from any thread, even one where another loop is running.
+        """
+        timeout = float(self.settings.get("timeout", 10)) * 3 + 5
+        return asyncio.run_coroutine_threadsafe(coro, self._io_loop()).result(timeout)
+
+    def _io_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+                self._loop_thread = threading.Thread(target=self._loop.run_forever, name="telegram-io",
+                                                     daemon=True)
+                self._loop_thread.start()
+            return self._loop
 
     def send(self, reply: Reply, to: str) -> str:
         bot = self.bot()
@@ -132,15 +146,20 @@ class TelegramChannel(Channel):
         return [u.to_dict() for u in updates]
 
     def close(self) -> None:
-        loop = getattr(self._local, "loop", None)
-        bot = getattr(self._local, "bot", None)
-        if loop is not None and not loop.is_closed():
-            if bot is not None:
-                try:
-                    loop.run_until_complete(bot.shutdown())
-                except Exception:  # pragma: no cover - best effort on shutdown
-                    pass
-            loop.close()
+        with self._lock:
+            loop, thread, bot = self._loop, self._loop_thread, self._bot
+            self._loop = self._loop_thread = self._bot = None
+        if loop is None or loop.is_closed():
+            return
+        if bot is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(bot.shutdown(), loop).result(10)
+            except Exception:  # pragma: no cover - best effort on shutdown
+                logger.debug("telegram bot shutdown failed", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(10)
+        loop.close()
 
 
 USER_KEYS = {"from", "user", "forward_from", "via_bot", "sender_user"}
