@@ -215,11 +215,20 @@ def _lookup(vocab: dict[str, int], weighted: list[tuple[str, float]]) -> tuple[n
     return np.array(idx, dtype=np.intp), np.array(vals, dtype=np.float32)
 
 
-def decide(intents: tuple[str, ...], probs: np.ndarray, threshold: float) -> tuple[str, float]:
+# An in-scope top answer is still refused when out_of_scope keeps this much probability: chosen
+# with `lastmile nlu crossval` (cross-validated false accepts 11.4 % -> 10.4 % at the same
+# macro-F1, dev set unchanged), never on held-out data.
+OUT_OF_SCOPE_VETO = 0.35
+
+
+def decide(intents: tuple[str, ...], probs: np.ndarray, threshold: float,
+           veto: float = OUT_OF_SCOPE_VETO) -> tuple[str, float]:
     """The intent and its confidence: the top one, or out_of_scope (confidence 1 - top) when
-    the top probability is under `threshold`."""
+    the top probability is under `threshold` or out_of_scope's own probability is `veto` or more."""
     top = int(np.argmax(probs))
     name, confidence = intents[top], float(probs[top])
-    if name != "out_of_scope" and confidence < threshold:
-        return "out_of_scope", 1.0 - confidence
+    if name != "out_of_scope":
+        oos = float(probs[intents.index("out_of_scope")]) if "out_of_scope" in intents else 0.0
+        if confidence < threshold or oos >= veto:
+            return "out_of_scope", max(1.0 - confidence, oos)
     return name, confidence

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nlu import entities as entity_extractors
-from nlu.embedded.artifact import CACHE_DIR, Artifact, keyword_intents, load_or_train
+from nlu.embedded.artifact import CACHE_DIR, Artifact, decide, keyword_intents, load_or_train
 from nlu.embedded.features import fold
 from nlu.langdetect import detect_language
 from nlu.training_data import DATA_DIR
@@ -108,8 +108,9 @@ class EmbeddedBackend:
         keyword = self._keywords.get(fold(text).strip(_KEYWORD_STRIP))
         if keyword:
             name, confidence = keyword, 1.0
-        elif confidence < self.fallback_threshold:
-            name, confidence = "out_of_scope", round(1.0 - confidence, 4)
+        else:
+            name, confidence = decide(art.intents, intent_probs, self.fallback_threshold)
+            confidence = round(confidence, 4)
         language = detect_language(text, locale, dict(zip(LANGUAGES, language_probs.tolist(), strict=True)))
         ents = entity_extractors.extract(
             text, intent=name, ranking=ranking, language=language, locale=locale,
