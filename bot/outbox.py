@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from bot.channels.base import Channel, SendError
 from bot.messages import Reply
@@ -189,17 +189,18 @@ class OutboxDispatcher:
         then skips rows that are no longer pending; SQLite's BEGIN IMMEDIATE serialises the sweeps.
         """
         now = utcnow()
-        earlier = aliased(OutboxItem)
-        blocked = exists().where(
-            and_(
-                earlier.lane == OutboxItem.lane,
-                earlier.id < OutboxItem.id,
-                earlier.status.in_(("pending", "sending")),
-            )
+        # The head of each lane: its oldest unfinished row. Only a head may be sent, so a lane's rows
+        # go out in order; one GROUP BY instead of a per-row NOT EXISTS keeps this linear.
+        heads = (
+            select(OutboxItem.lane, func.min(OutboxItem.id).label("head_id"))
+            .where(OutboxItem.status.in_(("pending", "sending")))
+            .group_by(OutboxItem.lane)
+            .subquery()
         )
         due = (
             select(OutboxItem.id)
-            .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now, ~blocked)
+            .join(heads, OutboxItem.id == heads.c.head_id)
+            .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
             .order_by(OutboxItem.id)
             .limit(self.batch_size)
             .scalar_subquery()
