@@ -97,8 +97,16 @@ class Featurizer:
     def weighted_both(self, text: str) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """The features of the main model and of the word-level model (no character n-grams,
         words and stems weighted up), from one pass over the text."""
-        feats = self.features(text)
-        return list(_weigh(feats)), list(_weigh(feats, WORD_FAMILY_WEIGHT))
+        main: list[tuple[str, float]] = []
+        word: list[tuple[str, float]] = []
+        for family, members in _families(self.features(text)).items():
+            root = len(members) ** 0.5
+            weight = _FAMILY_WEIGHT.get(family, 0.5) / root
+            main += [(feat, weight) for feat in members]
+            weight = WORD_FAMILY_WEIGHT.get(family, 0.5) / root
+            if weight:
+                word += [(feat, weight) for feat in members]
+        return main, word
 
 
 STEM_LENGTH = 5  # a crude stemmer for five languages: a word's first letters (envío/enviar/enviado)
@@ -107,11 +115,19 @@ _FAMILY_WEIGHT = {"c": 1.0, "w": 0.8, "b": 0.6, "s": 0.6, "r": 0.5, "l": 0.5, "l
 WORD_FAMILY_WEIGHT = {"c": 0.0, "w": 1.0, "b": 0.8, "s": 1.0, "r": 0.5, "l": 0.5, "len": 0.4, "nowords": 0.4}
 
 
-def _weigh(feats: Iterable[str], family_weight: dict[str, float] | None = None) -> Iterable[tuple[str, float]]:
-    weights = _FAMILY_WEIGHT if family_weight is None else family_weight
+def _families(feats: Iterable[str]) -> dict[str, list[str]]:
     families: dict[str, list[str]] = {}
     for feat in feats:
-        families.setdefault(feat.split(":", 1)[0], []).append(feat)
+        # one-letter families ("c:", "w:", ...) without a split
+        family = feat[0] if feat[1:2] == ":" else feat.split(":", 1)[0]
+        families.setdefault(family, []).append(feat)
+    return families
+
+
+def _weigh(feats: Iterable[str] | dict[str, list[str]],
+           family_weight: dict[str, float] | None = None) -> Iterable[tuple[str, float]]:
+    weights = _FAMILY_WEIGHT if family_weight is None else family_weight
+    families = feats if isinstance(feats, dict) else _families(feats)
     for family, members in families.items():
         weight = weights.get(family, 0.5)
         if not weight:

@@ -68,26 +68,54 @@ def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def fit(x: SparseRows, y: np.ndarray, n_classes: int, *, l2: float = 1e-4,
-        epochs: int = 150, lr: float = 0.1, sample_weight: np.ndarray | None = None,
-        progress: Callable[[int], None] | None = None, init: LinearModel | None = None) -> LinearModel:
-    """Minimise weighted cross-entropy + l2 * |W|^2 / 2 with full-batch Adam (starting from
-    `init`'s weights when given).
-
-    Products with the sparse matrix are done one class at a time on 1-D arrays (gather,
-    multiply, reduceat/bincount), which numpy does an order of magnitude faster than on
-    (nnz, classes) blocks."""
-    n = x.n_rows
-    rows = np.repeat(np.arange(n), np.diff(x.indptr))
+def _prepare(x: SparseRows, col_order: np.ndarray, row_of: np.ndarray) -> tuple:
+    """Index arrays for one (mini-)batch `x`: entries in row order for the logits, and in column
+    order (with the features present) for the gradient. `col_order` lists the batch's entries of
+    the full matrix in column order, `row_of` their row within the batch."""
+    local = x.indices
     nonempty = np.diff(x.indptr) > 0
     row_starts = x.indptr[:-1][nonempty]
-    used = np.unique(x.indices)
-    local = np.searchsorted(used, x.indices)  # feature index within `used`
+    sorted_local = col_order[0]
+    col_starts = np.flatnonzero(np.r_[True, sorted_local[1:] != sorted_local[:-1]]) if len(sorted_local) else sorted_local
+    return local, nonempty, row_starts, row_of, col_order[1], sorted_local[col_starts], col_starts
+
+
+def fit(x: SparseRows, y: np.ndarray, n_classes: int, *, l2: float = 1e-4,
+        epochs: int = 150, lr: float = 0.1, sample_weight: np.ndarray | None = None,
+        progress: Callable[[int], None] | None = None, init: LinearModel | None = None,
+        batches: int = 1, seed: int = 0) -> LinearModel:
+    """Minimise weighted cross-entropy + l2 * |W|^2 / 2 with Adam (starting from `init`'s
+    weights when given): full-batch, or `batches` fixed mini-batches per epoch (shuffled once,
+    visited in a new order each epoch), which converges in fewer passes over the data.
+
+    Products with the sparse matrix are done one class at a time on 1-D float32 arrays (gather
+    with int32 indices into a reused buffer, multiply, reduceat over rows for the logits and over
+    a column-ordered copy of the entries for the gradient), which numpy does several times faster
+    than on (nnz, classes) blocks (measured: 4x) or with float64 bincounts."""
+    n = x.n_rows
+    used, local = np.unique(x.indices, return_inverse=True)
     n_used = len(used)
-    targets = np.zeros((n_classes, n), dtype=np.float32)
-    targets[y, np.arange(n)] = 1.0
-    sw = (np.ones(n, dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32))
-    sw = sw / sw.sum()
+    n_features = x.n_features
+    x = SparseRows(x.indptr, local.astype(np.int32), x.data, n_used)  # columns renumbered within `used`
+    sw_all = (np.ones(n, dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32))
+    rng = np.random.default_rng(seed)
+    parts = np.array_split(rng.permutation(n), batches) if batches > 1 else [np.arange(n)]
+    # all entries in column order once (no sort per batch)
+    all_rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(x.indptr))
+    order = np.argsort(x.indices, kind="stable")
+    order_rows, order_cols, order_data = all_rows[order], x.indices[order], x.data[order]
+    prepared = []
+    for ids in parts:
+        ids = np.sort(ids)
+        xb = x.take(ids) if batches > 1 else x
+        batch_row = np.full(n, -1, np.int32)
+        batch_row[ids] = np.arange(len(ids), dtype=np.int32)
+        keep = batch_row[order_rows] >= 0
+        col = (order_cols[keep], order_data[keep])
+        targets = np.zeros((n_classes, len(ids)), dtype=np.float32)
+        targets[y[ids], np.arange(len(ids))] = 1.0
+        sw = sw_all[ids] / sw_all[ids].sum()
+        prepared.append((xb, targets, sw, _prepare(xb, col, batch_row[order_rows[keep]])))
 
     w = np.zeros((n_classes, n_used), np.float32)  # transposed: one contiguous row per class
     b = np.zeros(n_classes, np.float32)
@@ -97,30 +125,54 @@ def fit(x: SparseRows, y: np.ndarray, n_classes: int, *, l2: float = 1e-4,
     m_w, v_w = np.zeros_like(w), np.zeros_like(w)
     m_b, v_b = np.zeros_like(b), np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    z = np.empty((n_classes, n), np.float32)
-    grad_w = np.empty_like(w)
-    for step in range(1, epochs + 1):
-        z.fill(0.0)
-        for c in range(n_classes):
-            z[c, nonempty] = np.add.reduceat(x.data * w[c][local], row_starts)
-        z += b[:, None]
-        z -= z.max(axis=0, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=0, keepdims=True)
-        grad_z = (z - targets) * sw
-        for c in range(n_classes):
-            grad_w[c] = np.bincount(local, weights=x.data * grad_z[c][rows], minlength=n_used)
-        grad_w += l2 * w
-        grad_b = grad_z.sum(axis=1)
-        for param, grad, m, v in ((w, grad_w, m_w, v_w), (b, grad_b, m_b, v_b)):
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            param -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
+    grad_w = np.zeros_like(w)
+    tmp = np.empty_like(w)
+    step = 0
+    for epoch in range(1, epochs + 1):
+        for part in (rng.permutation(len(prepared)) if batches > 1 else [0]):
+            xb, targets, sw, (local, nonempty, row_starts, col_rows, col_data, col_feats, col_starts) = prepared[part]
+            step += 1
+            buf = np.empty_like(xb.data)
+            z = np.zeros((n_classes, xb.n_rows), np.float32)
+            for c in range(n_classes):
+                np.take(w[c], local, out=buf)
+                buf *= xb.data
+                z[c, nonempty] = np.add.reduceat(buf, row_starts)
+            z += b[:, None]
+            z -= z.max(axis=0, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=0, keepdims=True)
+            grad_z = (z - targets) * sw
+            if batches > 1:
+                grad_w.fill(0.0)
+            for c in range(n_classes):
+                np.take(grad_z[c], col_rows, out=buf)
+                buf *= col_data
+                if batches > 1:
+                    grad_w[c, col_feats] = np.add.reduceat(buf, col_starts)
+                else:
+                    grad_w[c] = np.add.reduceat(buf, col_starts)
+            np.multiply(w, l2, out=tmp)
+            grad_w += tmp
+            grad_b = grad_z.sum(axis=1)
+            # Adam, in place (the weights are the large part: no temporaries)
+            for param, grad, m, v, t in ((w, grad_w, m_w, v_w, tmp), (b, grad_b, m_b, v_b, np.empty_like(b))):
+                m *= beta1
+                np.multiply(grad, 1 - beta1, out=t)
+                m += t
+                v *= beta2
+                np.multiply(grad, grad, out=t)
+                t *= 1 - beta2
+                v += t
+                np.sqrt(v, out=t)
+                t *= 1 / np.sqrt(1 - beta2**step)
+                t += eps
+                np.divide(m, t, out=t)
+                t *= lr / (1 - beta1**step)
+                param -= t
         if progress:
-            progress(step)
-    weights = np.zeros((x.n_features, n_classes), np.float32)
+            progress(epoch)
+    weights = np.zeros((n_features, n_classes), np.float32)
     weights[used] = w.T
     return LinearModel(weights, b)
 

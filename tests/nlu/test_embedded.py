@@ -113,7 +113,9 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
 
 
 def test_training_takes_seconds(embedded):
-    assert embedded.artifact.train_seconds < 15
+    # measured ~5 s wall on 2 shared cores under load (docs/nlu.md); the margin is for a
+    # heavily loaded machine
+    assert embedded.artifact.train_seconds < 30
 
 
 def test_p50_latency_under_1ms(embedded):
