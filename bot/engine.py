@@ -7,7 +7,6 @@ commits the message, every state change and the replies' outbox rows together.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from bot.context import Turn
 from bot.messages import Inbound
 from bot.services import Services
 from db.models import Conversation, Customer, Driver, Message, Order, utcnow
-from nlu.types import Entity, Intent
+from nlu.shortcut import parse_shortcut as nlu_shortcut
+from nlu.types import INTENTS, Entity, Intent
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ OPT_IN_WORDS = {"start", "unstop", "subscribe", "optin", "opt-in", "resume", "re
                 "iniciar", "démarrer", "demarrer", "anmelden"}
 HELP_WORDS = {"help", "info", "ayuda", "aide", "hilfe", "ajuda"}
 START_COMMAND = re.compile(r"^/start(?:@\w+)?(?:\s+([A-Za-z0-9_\-]{8,64}))?\s*$")
-SHORTCUT = re.compile(r"^/(?P<name>[a-z_]+)(?P<entities>\{.*\})?$", re.S)
 
 
 @dataclass
@@ -194,22 +193,9 @@ def _message_data(inbound: Inbound, intent: Intent) -> dict:
 
 
 def parse_shortcut(text: str) -> Intent | None:
-    """Rasa's `/intent{"entity": "value"}` form, used by buttons and tests."""
-    from nlu.types import INTENTS
-
-    match = SHORTCUT.match(text.strip())
-    if not match or match.group("name") not in INTENTS:
-        return None
-    entities = []
-    if match.group("entities"):
-        try:
-            values = json.loads(match.group("entities"))
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(values, dict):
-            return None
-        entities = [Entity(str(k), v, 0, 0) for k, v in values.items()]
-    return Intent(match.group("name"), 1.0, tuple(entities))
+    """Rasa's `/intent{"entity": "value"}` form (buttons, tests), for intents we have."""
+    intent = nlu_shortcut(text)
+    return intent if intent is not None and intent.name in INTENTS else None
 
 
 def numbered_choice(conversation: Conversation, text: str) -> str | None:

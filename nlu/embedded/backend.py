@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -15,36 +13,15 @@ from nlu import entities as entity_extractors
 from nlu.embedded.artifact import CACHE_DIR, Artifact, decide, keyword_intents, load_or_train
 from nlu.embedded.features import fold
 from nlu.langdetect import detect_language
+from nlu.shortcut import parse_shortcut
 from nlu.training_data import DATA_DIR
-from nlu.types import LANGUAGES, Entity, Intent
+from nlu.types import LANGUAGES, Intent
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FALLBACK_THRESHOLD = 0.5
 RANKING_SIZE = 10
-_SHORTCUT = re.compile(r"^\s*/(?P<intent>[\w.-]+)\s*(?P<entities>\{.*\})?\s*$", re.DOTALL)
 _KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
-
-
-def parse_shortcut(text: str) -> Intent | None:
-    """Rasa's `/intent{"entity": "value"}` shortcut (buttons, tests): confidence 1.0."""
-    match = _SHORTCUT.match(text)
-    if not match:
-        return None
-    ents: list[Entity] = []
-    if match.group("entities"):
-        start, end = match.span("entities")
-        try:
-            payload = json.loads(match.group("entities"))
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(payload, dict):
-            return None
-        for name, value in payload.items():
-            for item in value if isinstance(value, list) else [value]:
-                ents.append(Entity(str(name), item, start, end, match.group("entities")))
-    name = match.group("intent")
-    return Intent(name, 1.0, tuple(ents), None, ((name, 1.0),))
 
 
 class EmbeddedBackend:
