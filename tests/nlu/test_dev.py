@@ -7,32 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from nlu.embedded.features import fold
 from nlu.evaluate import evaluate, load_examples
-from nlu.training_data import load_training_data
-from nlu.types import INTENTS, LANGUAGES
 
 DEV = Path(__file__).parent / "dev"
-HELDOUT = Path(__file__).parent / "heldout"
 
 
 @pytest.fixture(scope="module")
 def report(embedded):
     return evaluate(embedded, load_examples(DEV))
-
-
-def test_dev_covers_every_intent_and_language():
-    examples = load_examples(DEV)
-    for language in LANGUAGES:
-        for intent in INTENTS:
-            n = sum(1 for e in examples if e.language == language and e.intent == intent)
-            assert n >= 10, (language, intent, n)
-
-
-def test_dev_sentences_are_not_training_sentences():
-    training = {fold(e.text) for e in load_training_data().examples}
-    copied = [e.text for e in load_examples(DEV) if len(e.text.split()) >= 3 and fold(e.text) in training]
-    assert not copied
 
 
 def test_dev_scores(report):
