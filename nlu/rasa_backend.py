@@ -11,8 +11,7 @@ from typing import Any
 import requests
 
 from nlu import entities as entity_extractors
-from nlu.embedded.artifact import keyword_intents
-from nlu.embedded.features import fold
+from nlu.embedded.artifact import keyword_intent, keyword_intents
 from nlu.langdetect import detect_language, locale_language
 from nlu.training_data import DATA_DIR, load_training_data
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
@@ -23,7 +22,6 @@ logger = logging.getLogger(__name__)
 RASA_FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
 #: Stripped around a whole-message keyword (as the embedded backend does).
-KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
 
 
 class RasaUnavailable(Exception):
@@ -78,7 +76,7 @@ class RasaBackend:
         intent = intent_from_rasa(answer, language=self._language(text, locale))
         if _is_shortcut(answer):
             return intent
-        keyword = self.keywords.get(fold(text).strip(KEYWORD_STRIP))
+        keyword = keyword_intent(self.keywords, text)
         if keyword:
             intent = replace(intent, name=keyword, confidence=1.0)
         # Rasa has no date resolution (no Duckling): our rule-based extractors find the

@@ -211,6 +211,14 @@ def keyword_intents(synonyms: dict[str, str]) -> dict[str, str]:
     return {fold(text).strip(): canonical for text, canonical in synonyms.items() if canonical in INTENTS}
 
 
+KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
+
+
+def keyword_intent(keywords: dict[str, str], text: str) -> str | None:
+    """The intent a whole-message keyword names ("STOP!", "baja"), or None."""
+    return keywords.get(fold(text).strip(KEYWORD_STRIP))
+
+
 def intent_probabilities(artifact: Artifact, featurizer: Featurizer, text: str) -> np.ndarray:
     """Calibrated intent probabilities of one text (in `artifact.intents` order)."""
     return artifact.probabilities(featurizer, text)[0]

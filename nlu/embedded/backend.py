@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from nlu import entities as entity_extractors
-from nlu.embedded.artifact import CACHE_DIR, Artifact, decide, keyword_intents, load_or_train
-from nlu.embedded.features import fold
+from nlu.embedded.artifact import (
+    CACHE_DIR,
+    Artifact,
+    decide,
+    keyword_intent,
+    keyword_intents,
+    load_or_train,
+)
 from nlu.langdetect import detect_language
 from nlu.shortcut import parse_shortcut
 from nlu.training_data import DATA_DIR
@@ -21,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_FALLBACK_THRESHOLD = 0.5
 RANKING_SIZE = 10
-_KEYWORD_STRIP = " \t\r\n.!¡?¿'\""
 
 
 class EmbeddedBackend:
@@ -82,7 +87,7 @@ class EmbeddedBackend:
         order = np.argsort(-intent_probs)[:RANKING_SIZE]
         ranking = tuple((art.intents[i], round(float(intent_probs[i]), 4)) for i in order)
         name, confidence = ranking[0]
-        keyword = self._keywords.get(fold(text).strip(_KEYWORD_STRIP))
+        keyword = keyword_intent(self._keywords, text)
         if keyword:
             name, confidence = keyword, 1.0
         else:
