@@ -24,7 +24,15 @@ from bot import conversations, i18n
 from bot.i18n import gettext as _
 from bot.messages import Button, Media, Reply
 from bot.outbox import enqueue_reply
-from db.models import Conversation, ConversationOrder, Driver, Message, Order, utcnow
+from db.models import (
+    Conversation,
+    ConversationOrder,
+    CustomerRequest,
+    Driver,
+    Message,
+    Order,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +252,23 @@ def closed_notice(config: dict[str, Any], *, driver: bool = False) -> str:
     if driver:
         return text + " " + _("Please contact your dispatcher.")
     return text + " " + _("To reach our support team, write 'talk to a person'.")
+
+
+def store_instruction(session: Session, order: Order, text: str, language: str | None, *,
+                      now: datetime, conversation_id: int | None = None,
+                      details: dict[str, Any] | None = None) -> CustomerRequest:
+    """Record a customer's instruction (its history, the order's current text, an order event the carrier
+    is told about) and relay it to the driver at once when the order is out. Chat and tracking page alike."""
+    from bot import orders as order_rules
+
+    entry = CustomerRequest(order_id=order.id, conversation_id=conversation_id, kind="instruction",
+                            text=text[:2000], language=language, details=details or {}, status="pending")
+    session.add(entry)
+    order.instructions = text[:2000]
+    session.flush()
+    order_rules.apply_event(session, order, "instructions_updated", now,
+                            {"instructions": order.instructions, "request_id": entry.id}, source="customer",
+                            idempotency_key=f"request-{entry.id}")
+    if order.status in LIVE_STATUSES and relay_to_driver(session, order, text, language, kind="instruction"):
+        entry.status, entry.resolved_at = "relayed", now
+    return entry

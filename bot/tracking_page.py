@@ -27,8 +27,9 @@ from bot import i18n
 from bot import notify_policies as policy
 from bot.i18n import format_datetime, format_time, format_window
 from bot.i18n import gettext as _
+from bot.relay import blocked_notice, is_blocked, store_instruction
 from bot.services import services
-from db.models import CustomerRequest, Order, OrderStatus, Rating, utcnow
+from db.models import Order, OrderStatus, Rating, utcnow
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("tracking_page", __name__)
@@ -198,23 +199,11 @@ def _instructions_form(db_session: Session, order: Order, config: dict[str, Any]
         raise Refused(400, lambda: _("Please write the instructions in 1 to %(limit)d characters.", limit=limit))
     if order.status == OrderStatus.DELIVERED:
         raise Refused(409, lambda: _("This order was already delivered."))
-    _record_instruction(db_session, order, text)
-    return lambda: _("Thanks, the driver will see your instructions.")
-
-
-def _record_instruction(db_session: Session, order: Order, text: str) -> None:
-    """Stored like the chat's instructions (history + current text); relayed now if the order is out."""
-    from bot import relay
-
+    if is_blocked(text, config):  # the same content filter as instructions sent by chat
+        raise Refused(422, blocked_notice)
     locale, _timezone = _page_locale(order)
-    entry = CustomerRequest(order_id=order.id, kind="instruction", text=text, language=locale,
-                            details={"source": "tracking_page"}, status="pending")
-    db_session.add(entry)
-    order.instructions = text
-    db_session.flush()
-    if order.status in relay.LIVE_STATUSES and relay.relay_to_driver(db_session, order, text, locale,
-                                                                      kind="instruction"):
-        entry.status, entry.resolved_at = "relayed", utcnow()
+    store_instruction(db_session, order, text, locale, now=utcnow(), details={"source": "tracking_page"})
+    return lambda: _("Thanks, the driver will see your instructions.")
 
 
 @bp.post("/t/<token>/rating")

@@ -134,17 +134,9 @@ def record_instruction(turn: Turn, order: Order, request: dict[str, Any]) -> Non
         turn.reply(_("Your order %(ref)s was already delivered.", ref=order.ref) + " "
                    + relay.closed_notice(turn.config))
         return
-    live = order.status in relay.LIVE_STATUSES
-    entry = CustomerRequest(order_id=order.id, conversation_id=turn.conversation.id, kind="instruction",
-                            text=text[:2000], language=request.get("language"), details={}, status="pending")
-    turn.session.add(entry)
-    order.instructions = text[:2000]
-    turn.session.flush()
-    order_rules.apply_event(turn.session, order, "instructions_updated", turn.now,
-                            {"instructions": order.instructions, "request_id": entry.id}, source="customer",
-                            idempotency_key=f"request-{entry.id}")
-    if live and relay.relay_to_driver(turn.session, order, text, entry.language, kind="instruction"):
-        entry.status, entry.resolved_at = "relayed", turn.now
+    entry = relay.store_instruction(turn.session, order, text, request.get("language"), now=turn.now,
+                                    conversation_id=turn.conversation.id)
+    if entry.status == "relayed":
         turn.reply(_("Thanks, I've passed your instructions to the driver of order %(ref)s.", ref=order.ref), order=order)
         return
     turn.reply(_("Thanks, I've saved your instructions for order %(ref)s. The driver will see them when "

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from db.models import CustomerRequest, Handoff, Order, Rating
+from db.models import CustomerRequest, Handoff, Order, OrderEvent, Rating
 from tests.test_notify_helpers import eta, post_event, put_order
 
 
@@ -76,6 +76,20 @@ def test_instructions_from_the_page_are_stored_like_the_chats(client, srv, order
         [entry] = session.scalars(select(CustomerRequest)).all()
         assert entry.kind == "instruction" and entry.text == "Gate code 4412, leave by the door"
         assert session.scalar(select(Order.instructions)) == "Gate code 4412, leave by the door"
+        # Like the chat's: an order event the carrier is told about.
+        [event] = session.scalars(select(OrderEvent).where(OrderEvent.type == "instructions_updated")).all()
+        assert event.source == "customer" and event.data["instructions"] == entry.text
+
+
+def test_instructions_the_content_filter_stops_are_refused_and_stored_nowhere(client, srv, order):
+    page = client.get(path_of(order)).get_data(as_text=True)
+    response = client.post(path_of(order) + "/instructions",
+                           data={"csrf_token": csrf_of(page), "instructions": "the last driver was an asshole"})
+    assert response.status_code == 422
+    assert "pass that message on" in response.get_data(as_text=True)
+    with srv.db.session() as session:
+        assert session.scalars(select(CustomerRequest)).all() == []
+        assert session.scalar(select(Order.instructions)) is None
 
 
 def test_a_form_without_the_csrf_token_is_refused_and_stores_nothing(client, srv, order):
