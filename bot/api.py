@@ -66,6 +66,13 @@ def error(status: int, message: str, details: Any = None):
     return response
 
 
+def invalid_ref(ref: str, what: str):
+    """A 422 response when a reference in the path is blank or longer than the 64 characters stored."""
+    if ref.strip() and len(ref) <= 64:
+        return None
+    return error(422, f"the {what} reference must be 1 to 64 characters", [{"field": "ref", "message": "invalid"}])
+
+
 def json_body(spec: F) -> tuple[dict[str, Any] | None, Any]:
     """The request's JSON object validated against `spec`, or an error response."""
     if not request.is_json:
@@ -86,9 +93,8 @@ def json_body(spec: F) -> tuple[dict[str, Any] | None, Any]:
                       413: "Body over 1 MiB", 422: "Invalid fields"})
 @require_api_key
 def put_order(ref: str):
-    if not ref.strip() or len(ref) > 64:
-        return error(422, "the order reference must be 1 to 64 characters", [{"field": "ref", "message": "invalid"}])
     data, problem = json_body(ORDER)
+    problem = invalid_ref(ref, "order") or problem
     if problem is not None:
         return problem
     with services().db.session() as session:

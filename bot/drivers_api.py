@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, jsonify
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.api import error, json_body
+from bot.api import error, invalid_ref, json_body
 from bot.apispec import F, operation
 from bot.auth import require_api_key
 from bot.i18n import SUPPORTED_LOCALES
@@ -48,9 +48,8 @@ def init_app(app: Flask) -> None:
                       422: "Invalid fields"})
 @require_api_key
 def put_driver(ref: str):
-    if not ref.strip() or len(ref) > 64:
-        return error(422, "the driver reference must be 1 to 64 characters", [{"field": "ref", "message": "invalid"}])
     data, problem = json_body(DRIVER)
+    problem = invalid_ref(ref, "driver") or problem
     if problem is not None:
         return problem
     with services().db.session() as session:

@@ -147,3 +147,12 @@ def test_openapi_document_is_generated_from_the_routes(client):
     assert "out_for_delivery" in schema["properties"]["type"]["enum"]
     assert schema["required"] == ["type"]
     assert "404" in post["responses"] and post["security"] == [{"bearerAuth": []}]
+
+
+def test_a_reference_longer_than_64_characters_is_422(client, auth, srv):
+    for path in ("/api/v1/orders/", "/api/v1/drivers/"):
+        response = client.put(path + "R" * 65, json={"customer": {"name": "x"}, "phone": "+15550001111"},
+                              headers=auth)
+        assert response.status_code == 422 and "1 to 64 characters" in response.get_json()["error"]
+    with srv.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 0
