@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-ens-9"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-10"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
@@ -125,7 +126,7 @@ def load_or_train(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Art
 
 def augment(data: TrainingData, seed: int = 13) -> list[Example]:
     """The examples plus, for annotated entities that have synonyms, one variant using
-    another synonym of the same value."""
+    another synonym of the same value, plus word-dropout variants (`dropout_variant`)."""
     groups = data.synonym_groups()
     rng = random.Random(seed)
     out = list(data.examples)
@@ -137,7 +138,47 @@ def augment(data: TrainingData, seed: int = 13) -> list[Example]:
                 text = ex.text[: ent.start] + rng.choice(options) + ex.text[ent.end :]
                 out.append(Example(text, ex.intent, ex.language, (), ex.source))
                 break
+    dropout = random.Random(seed + 1)
+    for ex in data.examples:
+        if dropout.random() < DROPOUT_SHARE:
+            text = dropout_variant(ex, dropout)
+            if text:
+                out.append(Example(text, ex.intent, ex.language, (), ex.source))
     return out
+
+
+# Word dropout: a share of the examples of 4+ words get a copy with one word left out, so that
+# no single word carries a message (people skip words, and a new writer's message shares only
+# some words with ours). Cross-validated macro-F1 +0.002 to +0.004 over two fold seeds, at the
+# cost of ~1 point of false accepts, which the out-of-scope veto below buys back.
+DROPOUT_SHARE = 0.5
+DROPOUT_MIN_WORDS = 4
+# never dropped: leaving out a negation turns "don't leave it outside" into its opposite
+NEGATIONS = frozenset(
+    "no not don't dont never nothing nobody n't nope "
+    "nunca nada nadie ni tampoco "
+    "ne pas n' jamais rien personne plus aucun "
+    "nicht kein keine keinen keinem keiner nie niemand nichts nix net ned "
+    "não nao nem nenhum nenhuma ninguém ninguem".split())
+
+
+def dropout_variant(example: Example, rng: random.Random) -> str | None:
+    """`example`'s text without one word (never a negation, never inside an annotated entity),
+    or None when the text is too short or has no such word."""
+    text = example.text
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    if len(words) < DROPOUT_MIN_WORDS:
+        return None
+    spans = [(ent.start, ent.end) for ent in example.entities]
+    candidates = [
+        (start, end) for start, end in words
+        if fold(text[start:end]).strip(".,!?;:¡¿'\"") not in NEGATIONS
+        and not any(start < e_end and end > e_start for e_start, e_end in spans)
+    ]
+    if not candidates:
+        return None
+    start, end = rng.choice(candidates)
+    return (text[:start] + text[end:]).replace("  ", " ").strip()
 
 
 def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None,
@@ -235,9 +276,10 @@ def _lookup(vocab: dict[str, int], weighted: list[tuple[str, float]]) -> tuple[n
 
 
 # An in-scope top answer is still refused when out_of_scope keeps this much probability: chosen
-# with `lastmile nlu crossval` (cross-validated false accepts 11.4 % -> 10.4 % at the same
-# macro-F1, dev set unchanged), never on held-out data.
-OUT_OF_SCOPE_VETO = 0.35
+# with cross-validation (two fold seeds), the dev set and dev2, never on held-out data. With word
+# dropout, 0.25 beats dropout-free training at 0.35 on both cross-validated macro-F1 (0.886 vs
+# 0.885) and false accepts (8.4 % vs 9.1 %); dev 0.970 vs 0.969, dev2 0.976 vs 0.976.
+OUT_OF_SCOPE_VETO = 0.25
 
 
 def decide(intents: tuple[str, ...], probs: np.ndarray, threshold: float,

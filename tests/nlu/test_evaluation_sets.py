@@ -1,4 +1,5 @@
-"""The development and held-out sets: every intent in every language, and no line copied from training."""
+"""The development sets (dev, dev2) and the held-out set: every intent in every language, and no line
+copied from training."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from nlu.training_data import load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
 HERE = Path(__file__).parent
-SETS = [pytest.param(HERE / "dev", 10, id="dev"), pytest.param(HERE / "heldout", 15, id="heldout")]
+SETS = [pytest.param(HERE / "dev", 10, id="dev"), pytest.param(HERE / "dev2", 8, id="dev2"),
+        pytest.param(HERE / "heldout", 15, id="heldout")]
 
 
 @pytest.mark.parametrize(("folder", "minimum"), SETS)
