@@ -59,11 +59,16 @@ def deny(turn: Turn) -> None:
 
 
 def change_language(turn: Turn) -> None:
-    wanted = i18n.normalize_locale(turn.intent.entity("language"))
+    requested = turn.intent.entity("language")
+    wanted = i18n.normalize_locale(requested)
     if wanted is None:
         buttons = [Button(i18n.language_name(code, code).capitalize(), f'/change_language{{"language": "{code}"}}')
                    for code in i18n.SUPPORTED_LOCALES]
-        turn.reply(_("Which language would you like?"), buttons)
+        if requested:  # a language we do not write (Polish, Dutch...): say so, then offer ours
+            turn.reply(_("Sorry, I can't write in %(language)s yet. Which of these languages would you like?",
+                         language=i18n.language_name(str(requested))), buttons)
+        else:
+            turn.reply(_("Which language would you like?"), buttons)
         return
     turn.conversation.locale = wanted
     turn.update_state(locale_explicit=True)

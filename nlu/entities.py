@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cache
 
 from nlu.dates import extract_datetimes, fold_keep_length
 from nlu.types import LANGUAGES, Entity
@@ -127,11 +128,43 @@ def rating(text: str) -> Entity | None:
     return None
 
 
-def languages(text: str, synonyms: Mapping[str, str] | None = None) -> list[Entity]:
+# Languages the bot does not write: asking for one is still change_language, and the answer can
+# name it ("I can't write in Polish yet"). Their names in our five languages come from Babel's CLDR
+# data, plus the everyday variants below.
+OTHER_LANGUAGES = ("am", "ar", "bg", "bn", "ca", "cs", "da", "el", "eu", "fa", "fi", "ga", "gl", "he", "hi", "hr",
+                   "hu", "id", "it", "ja", "ko", "ku", "lt", "ms", "nl", "no", "pa", "pl", "ro", "ru", "sk", "so",
+                   "sq", "sr", "sv", "sw", "ta", "th", "tl", "tr", "uk", "ur", "vi", "wo", "yo", "zh", "zu")
+_OTHER_LANGUAGE_VARIANTS = {
+    "nl": "holandes|hollandais|hollandisch|niederlandisch|flemish|flamenco|flamand|flamisch|neerlandes",
+    "zh": "mandarin|cantonese|cantonais|kantonesisch|cantones", "fa": "farsi", "tl": "filipino",
+    "eu": "euskera|euskara|basco", "ca": "catala|valenciano|valencia", "ar": "darija",
+}
+
+
+@cache
+def _other_language_names() -> dict[str, set[str]]:
+    from babel import Locale
+
+    names: dict[str, set[str]] = {}
+    for locale in LANGUAGES:
+        display = Locale.parse(locale).languages
+        for code in OTHER_LANGUAGES:
+            if display.get(code):
+                names.setdefault(code, set()).add(fold_keep_length(display[code]))
+    for code, words in _OTHER_LANGUAGE_VARIANTS.items():
+        names.setdefault(code, set()).update(words.split("|"))
+    return names
+
+
+def languages(text: str, synonyms: Mapping[str, str] | None = None, *, others: bool = False) -> list[Entity]:
+    """The languages named in `text`: our five (ISO code values), and with `others` any of
+    OTHER_LANGUAGES (the customer asked for a language we do not write)."""
     names = {code: set(words.split("|")) for code, words in _LANGUAGE_NAMES.items()}
     for word, code in (synonyms or {}).items():
         if code in LANGUAGES:
             names[code].add(fold_keep_length(word))
+    if others:
+        names.update(_other_language_names())
     folded = fold_keep_length(text)
     out = []
     for code, words in names.items():
@@ -157,7 +190,7 @@ def extract(text: str, *, intent: str | None = None, ranking: tuple = (), langua
     found: list[Entity] = []
     found += order_ids(text)
     found += postcodes(text, locale)
-    found += languages(text, synonyms)
+    found += languages(text, synonyms, others=intent == "change_language")
     if intent == "rate_delivery" or (ranking and ranking[0][0] == "rate_delivery"):
         ent = rating(text)
         if ent:

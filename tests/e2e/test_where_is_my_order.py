@@ -132,6 +132,18 @@ def test_change_language_is_remembered(client, srv, providers, seeded):
     assert "Votre commande LM-10001" in body
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("do you speak polish?", "Sorry, I can't write in Polish yet."),
+    ("¿se puede en rumano?", "todavía no sé escribir en rumano"),
+])
+def test_a_language_we_do_not_write_is_named_and_ours_are_offered(client, srv, providers, seeded, text, expected):
+    body = sms(client, srv, providers, "+15551230001", text)
+    assert expected in body
+    assert "Español" in body and "Deutsch" in body  # the languages we do write, as options
+    # nothing changed: the next answer is still in English
+    assert "Your order LM-10001" in sms(client, srv, providers, "+15551230001", "where is my order")
+
+
 def test_gibberish_gets_a_clarifying_question_then_an_offer_of_a_person(client, srv, providers, seeded):
     first = sms(client, srv, providers, "+15551230001", "qwzx vbnm plok")
     assert "didn't understand" in first and "1." in first

@@ -89,6 +89,17 @@ def test_languages(text, code):
     _check_offsets(text, found)
 
 
+@pytest.mark.parametrize(("text", "code"), [
+    ("do you speak Polish", "pl"), ("¿hablas polaco?", "pl"), ("en néerlandais svp", "nl"),
+    ("auf Türkisch bitte", "tr"), ("tem em ucraniano?", "uk"), ("mandarin please", "zh"),
+])
+def test_languages_we_do_not_write(text, code):
+    assert languages(text) == []  # only when asked for (the intent is change_language)
+    found = languages(text, others=True)
+    assert [e.value for e in found] == [code]
+    _check_offsets(text, found)
+
+
 def _values(text, tz="Europe/Madrid"):
     found = extract_datetimes(text, timezone=tz, now=NOW)
     _check_offsets(text, found)
