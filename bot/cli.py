@@ -285,6 +285,63 @@ def outbox_status(as_json: bool) -> None:
         click.echo(f"oldest pending since {oldest.isoformat()}")
 
 
+@outbox.command("failed", help="The rows that failed for good, newest first (no message text, numbers masked).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def outbox_failed(limit: int, as_json: bool) -> None:
+    from sqlalchemy import select
+
+    from db.models import OutboxItem
+
+    srv = _app().extensions["lastmile"]
+    with srv.db.session() as session:
+        rows = session.scalars(select(OutboxItem).where(OutboxItem.status == "failed")
+                               .order_by(OutboxItem.id.desc()).limit(limit)).all()
+        listed = [{"id": r.id, "kind": r.kind, "channel": r.channel, "to": _mask(r.to_address),
+                   "attempts": r.attempts, "error": r.last_error, "created_at": r.created_at.isoformat()}
+                  for r in rows]
+    if as_json:
+        click.echo(json.dumps(listed))
+        return
+    if not listed:
+        click.echo("no failed rows")
+        return
+    for row in listed:
+        click.echo(f"{row['id']:>8}  {row['kind']:<8} {row['channel'] or '-':<9} {row['to']:<16} "
+                   f"{row['attempts']:>2} attempt(s)  {row['created_at'][:19]}  {row['error'] or ''}")
+    click.echo("requeue with: lastmile outbox retry ID... (or --all)")
+
+
+def _mask(address: str | None) -> str:
+    """The last 4 characters of a phone number or chat id; a callback URL's host only."""
+    if not address:
+        return "-"
+    if address.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        return urlsplit(address).netloc
+    return "…" + address[-4:]
+
+
+@outbox.command("retry", help="Send failed rows again with a fresh set of attempts (after fixing the cause).")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "all_failed", is_flag=True, help="Every failed row.")
+def outbox_retry(ids: tuple[int, ...], all_failed: bool) -> None:
+    from bot.outbox import requeue_failed
+
+    if bool(ids) == all_failed:
+        raise click.UsageError("give the ids of failed rows (see `lastmile outbox failed`) or --all, not both")
+    srv = _app().extensions["lastmile"]
+    result = requeue_failed(srv.db, None if all_failed else list(ids))
+    click.echo(f"{len(result.requeued)} row(s) requeued")
+    if result.skipped_opted_out:
+        click.echo(f"{len(result.skipped_opted_out)} row(s) left failed: the customer has opted out "
+                   f"({', '.join(map(str, result.skipped_opted_out))})")
+    if result.not_failed:
+        click.echo(f"not failed rows, ignored: {', '.join(map(str, result.not_failed))}", err=True)
+        raise SystemExit(1)
+
+
 # --- agent -----------------------------------------------------------------------------------------
 @cli.group("agent", help="Support agents who sign in to the console.")
 def agent_group() -> None:

@@ -293,6 +293,41 @@ class OutboxDispatcher:
                         retry_after=retry_after)
 
 
+@dataclass(slots=True)
+class Requeued:
+    requeued: list[int]
+    skipped_opted_out: list[int]
+    not_failed: list[int]
+
+
+def requeue_failed(db: Database, ids: list[int] | None = None) -> Requeued:
+    """Give failed rows (all of them, or `ids`) a fresh set of attempts: status pending, due now,
+    their messages queued again. Rows of conversations that have since opted out stay failed
+    (carrier rules: nothing more is sent after STOP); ids that are not failed rows are reported."""
+    result = Requeued([], [], [])
+    with db.session() as session:
+        query = select(OutboxItem).where(OutboxItem.status == "failed").order_by(OutboxItem.id)
+        if ids is not None:
+            query = query.where(OutboxItem.id.in_(ids))
+        rows = session.scalars(query).all()
+        found = {row.id for row in rows}
+        result.not_failed = sorted(set(ids or ()) - found)
+        now = utcnow()
+        for item in rows:
+            message = session.get(Message, item.message_id) if item.message_id else None
+            conversation = session.get(Conversation, message.conversation_id) if message is not None else None
+            if conversation is not None and conversation.opted_out:
+                result.skipped_opted_out.append(item.id)
+                continue
+            item.status, item.attempts, item.next_attempt_at, item.locked_until = "pending", 0, now, None
+            if message is not None:
+                message.status = "queued"
+            result.requeued.append(item.id)
+    if result.requeued:
+        logger.info("outbox: %d failed row(s) requeued by an operator", len(result.requeued))
+    return result
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None

@@ -91,6 +91,36 @@ def test_outbox_status_draws_a_chart(env):
     assert result.returncode == 0 and "sent" in result.stdout and "█" in result.stdout
 
 
+def test_outbox_failed_lists_masked_rows_and_retry_requeues_them(env):
+    from sqlalchemy import create_engine, insert, select
+
+    from db.models import OutboxItem
+
+    assert lastmile(env, "db", "upgrade").returncode == 0
+    engine = create_engine(env["DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(insert(OutboxItem).values(
+            kind="webhook", lane="hook:carrier", to_address="https://carrier.example.test/hooks/lastmile",
+            payload={"body": "{}", "headers": {}}, status="failed", attempts=8, last_error="503 callback answered 503"))
+        conn.execute(insert(OutboxItem).values(
+            kind="message", lane="conv:1", channel="sms", to_address="+15551239876", payload={"text": "hi"},
+            status="sent", attempts=1))
+    listed = lastmile(env, "outbox", "failed")
+    assert listed.returncode == 0, listed.stderr
+    assert "carrier.example.test" in listed.stdout and "503 callback answered 503" in listed.stdout
+    assert "/hooks/lastmile" not in listed.stdout
+
+    assert lastmile(env, "outbox", "retry").returncode == 2  # neither ids nor --all
+    wrong = lastmile(env, "outbox", "retry", "2")  # a sent row is not retried
+    assert wrong.returncode == 1 and "not failed rows, ignored: 2" in wrong.stderr
+    result = lastmile(env, "outbox", "retry", "--all")
+    assert result.returncode == 0 and "1 row(s) requeued" in result.stdout
+    with engine.connect() as conn:
+        assert conn.execute(select(OutboxItem.status, OutboxItem.attempts).order_by(OutboxItem.id)).all() == [
+            ("pending", 0), ("sent", 1)]
+    assert "no failed rows" in lastmile(env, "outbox", "failed").stdout
+
+
 def test_the_simulator_exists_only_in_demo_mode(client):
     # The `app` fixture is not in demo mode: the simulator would let anyone speak as any phone.
     assert client.get("/simulator").status_code == 404

@@ -160,3 +160,29 @@ def test_webhook_reply_survives_a_provider_outage_end_to_end(client, srv, provid
         srv.dispatcher.run_once()
     delivered = [r for r in providers.twilio_messages()]
     assert len(delivered) == 3 and "LM-10001" in delivered[-1].value("Body")
+
+
+def test_an_operator_requeues_failed_rows_and_they_are_sent(srv, providers):
+    from bot.outbox import requeue_failed
+
+    srv.dispatcher.max_attempts = 1
+    queue(srv, ["first"], address="+15551230001")
+    queue(srv, ["second"], address="+15551230002")
+    providers.fail_next(503, {"code": 20503, "message": "unavailable", "status": 503}, times=2)
+    srv.dispatcher.run_once()
+    assert [i.status for i in items(srv)] == ["failed", "failed"]
+    with srv.db.session() as session:  # the second customer has since sent STOP
+        session.execute(update(Conversation).where(Conversation.address == "+15551230002").values(opted_out=True))
+    first, second = (i.id for i in items(srv))
+
+    result = requeue_failed(srv.db, [first, second, 424242])
+    assert (result.requeued, result.skipped_opted_out, result.not_failed) == ([first], [second], [424242])
+    rows = items(srv)
+    assert [(r.status, r.attempts) for r in rows] == [("pending", 0), ("failed", 1)]
+    srv.dispatcher.run_once()
+    assert [r.status for r in items(srv)] == ["sent", "failed"]
+    assert [m.value("Body") for m in providers.twilio_messages()][-1] == "first"
+    with srv.db.session() as session:
+        message = session.get(Message, items(srv)[0].message_id)
+        assert message.status == "sent"
+    assert requeue_failed(srv.db).requeued == []  # nothing failed is left but the opted-out row
