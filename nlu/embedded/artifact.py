@@ -23,13 +23,17 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-ens-10"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-11"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
 LANGUAGE_EPOCHS = 5  # x BATCHES mini-batches, like the intent heads
 LEARNING_RATE = 0.1
-L2 = 1e-5
+# 1e-5 was chosen on 8 000 examples; on twice the data less regularisation does better on
+# cross-validation (0.9034 -> 0.9046 and 0.9031 -> 0.9045 on two fold seeds, fewer false accepts),
+# dev (0.972 -> 0.975, false accepts 3 -> 2 of 50) and dev2 (0.983 -> 0.986). 0 scored higher still
+# on cross-validation and dev2 (near-duplicates across writers reward memorising) but not on dev.
+L2 = 1e-6
 BATCHES = 6  # mini-batches per epoch (Adam steps per pass over the data)
 CALIBRATION_SHARE = 0.25  # held out once to fit the softmax temperature
 WORD_SHARE = 0.3  # weight of the word-level model in the ensemble (chosen by cross-validation)
