@@ -3,6 +3,7 @@
     .venv/bin/python bench/nlu.py                     # full: Rasa with nlu/rasa/config.yml
     .venv/bin/python bench/nlu.py --rasa-config nlu/rasa/config.test.yml   # quick
     .venv/bin/python bench/nlu.py --no-rasa           # embedded only
+    .venv/bin/python bench/nlu.py --rasa-epochs 30    # nlu/rasa/config.yml with fewer DIET epochs
 
 Both backends are trained from scratch (the embedded one into a temporary cache), then
 evaluated with nlu.evaluate on tests/nlu/heldout. Rasa is trained and served from
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "nlu" / "data")
     parser.add_argument("--heldout", type=Path, default=REPO_ROOT / "tests" / "nlu" / "heldout")
     parser.add_argument("--rasa-config", type=Path, default=CONFIG)
+    parser.add_argument("--rasa-epochs", type=int, help="override the DIET epochs of --rasa-config")
+    parser.add_argument("--rasa-timeout", type=float, default=3 * 3600,
+                        help="give up training Rasa after this many seconds (default 3 h)")
     parser.add_argument("--no-rasa", action="store_true", help="bench the embedded backend only")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
@@ -64,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                 "%s missing (make rasa-venv): benching the embedded backend only", RASA_VENV
             )
         elif not args.no_rasa:
-            epochs = dietc_epochs(args.rasa_config)
+            config = args.rasa_config
+            if args.rasa_epochs:
+                config = with_epochs(config, args.rasa_epochs, Path(tmp) / "rasa-config.yml")
+            epochs = dietc_epochs(config)
             columns[f"Rasa 3.6 (DIET, {epochs} epochs)"] = bench_rasa(
-                args.data, args.rasa_config, Path(tmp) / "rasa", examples, embedded
+                args.data, config, Path(tmp) / "rasa", examples, embedded, timeout=args.rasa_timeout
             )
 
     print(f"\n{len(examples)} held-out examples; {platform.processor() or platform.machine()}, "
@@ -125,11 +132,12 @@ def _embedded_serving(data: Path, cache: Path, heldout: Path) -> dict:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
-def bench_rasa(data: Path, config: Path, workdir: Path, examples: list, fallback) -> dict:
+def bench_rasa(data: Path, config: Path, workdir: Path, examples: list, fallback, *,
+               timeout: float = 3 * 3600) -> dict:
     logger.info("rasa: training with %s (this can take a while on few cores)", config)
     cpu_before = _children_cpu_seconds()
     started = time.perf_counter()
-    model = train(data, workdir / "models", config)
+    model = train(data, workdir / "models", config, timeout=timeout)
     train_seconds = time.perf_counter() - started
     train_cpu = _children_cpu_seconds() - cpu_before
     train_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -156,6 +164,17 @@ def bench_rasa(data: Path, config: Path, workdir: Path, examples: list, fallback
         model_bytes=model.stat().st_size,
     )
     return result
+
+
+def with_epochs(config: Path, epochs: int, out: Path) -> Path:
+    """A copy of `config` whose DIETClassifier trains `epochs` epochs."""
+    doc = yaml.safe_load(config.read_text())
+    diet = [c for c in doc.get("pipeline") or [] if c.get("name") == "DIETClassifier"]
+    if not diet:
+        raise SystemExit(f"{config}: no DIETClassifier to set the epochs of")
+    diet[0]["epochs"] = epochs
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
 
 
 def dietc_epochs(config: Path) -> int | str:
