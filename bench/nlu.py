@@ -109,7 +109,7 @@ def bench_embedded(
 # A fresh process that loads the cached model (as the app does at start-up) and parses
 # the held-out set: its peak RSS is what the embedded backend costs when serving.
 _SERVING_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from nlu.embedded.backend import EmbeddedBackend
 from nlu.evaluate import load_examples
 data, cache, heldout = sys.argv[1:4]
@@ -119,8 +119,10 @@ backend.parse("hello")
 start_seconds = time.perf_counter() - started
 for example in load_examples(heldout):
     backend.parse(example.text, locale=example.language)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"start_seconds": start_seconds, "serve_peak_rss_mb": rss / 1024 / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec, so a
+# bench process that has just trained would be measured instead of this one
+rss_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"start_seconds": start_seconds, "serve_peak_rss_mb": rss_kb / 1024}))
 """
 
 
