@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from nlu.dates import extract_datetimes, fold_keep_length
 from nlu.types import LANGUAGES, Entity
@@ -159,19 +159,21 @@ def _other_language_names() -> dict[str, set[str]]:
 def languages(text: str, synonyms: Mapping[str, str] | None = None, *, others: bool = False) -> list[Entity]:
     """The languages named in `text`: our five (ISO code values), and with `others` any of
     OTHER_LANGUAGES (the customer asked for a language we do not write)."""
-    names = {code: set(words.split("|")) for code, words in _LANGUAGE_NAMES.items()}
-    for word, code in (synonyms or {}).items():
-        if code in LANGUAGES:
-            names[code].add(fold_keep_length(word))
-    if others:
-        names.update(_other_language_names())
-    folded = fold_keep_length(text)
-    out = []
-    for code, words in names.items():
-        pattern = r"\b(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b"
-        for m in re.finditer(pattern, folded):
-            out.append(Entity("language", code, m.start(), m.end(), text[m.start() : m.end()]))
-    return out
+    ours = frozenset((word, code) for word, code in (synonyms or {}).items() if code in LANGUAGES)
+    pattern, code_of = _language_matcher(ours, others)
+    return [Entity("language", code_of[m.group(0)], m.start(), m.end(), text[m.start() : m.end()])
+            for m in pattern.finditer(fold_keep_length(text))]
+
+
+@lru_cache(maxsize=8)
+def _language_matcher(synonyms: frozenset[tuple[str, str]], others: bool) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex for every language name (longest first) and the code of each folded name: built
+    once per set of synonyms, not on every message."""
+    code_of = {word: code for code, words in (_other_language_names().items() if others else ()) for word in words}
+    code_of.update({word: code for code, words in _LANGUAGE_NAMES.items() for word in words.split("|")})
+    code_of.update({fold_keep_length(word): code for word, code in synonyms})
+    alternatives = "|".join(sorted(map(re.escape, code_of), key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b"), code_of
 
 
 def _without_overlaps(entities: Iterable[Entity]) -> list[Entity]:
