@@ -89,24 +89,11 @@ class Featurizer:
                     feats.add("l:" + name)
         return feats
 
-    def weighted(self, text: str) -> list[tuple[str, float]]:
-        """Feature names with weights: each family scaled to unit length, word features
-        counting a little more than character n-grams."""
-        return list(_weigh(self.features(text)))
-
     def weighted_both(self, text: str) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The features of the main model and of the word-level model (no character n-grams,
-        words and stems weighted up), from one pass over the text."""
-        main: list[tuple[str, float]] = []
-        word: list[tuple[str, float]] = []
-        for family, members in _families(self.features(text)).items():
-            root = len(members) ** 0.5
-            weight = _FAMILY_WEIGHT.get(family, 0.5) / root
-            main += [(feat, weight) for feat in members]
-            weight = WORD_FAMILY_WEIGHT.get(family, 0.5) / root
-            if weight:
-                word += [(feat, weight) for feat in members]
-        return main, word
+        """The weighted features of the main model and of the word-level model (no character
+        n-grams, words and stems weighted up), from one pass over the text."""
+        families = _families(self.features(text))
+        return list(_weigh(families, _FAMILY_WEIGHT)), list(_weigh(families, WORD_FAMILY_WEIGHT))
 
 
 STEM_LENGTH = 5  # a crude stemmer for five languages: a word's first letters (envío/enviar/enviado)
@@ -124,10 +111,8 @@ def _families(feats: Iterable[str]) -> dict[str, list[str]]:
     return families
 
 
-def _weigh(feats: Iterable[str] | dict[str, list[str]],
-           family_weight: dict[str, float] | None = None) -> Iterable[tuple[str, float]]:
-    weights = _FAMILY_WEIGHT if family_weight is None else family_weight
-    families = feats if isinstance(feats, dict) else _families(feats)
+def _weigh(families: dict[str, list[str]], weights: dict[str, float]) -> Iterable[tuple[str, float]]:
+    """Each family scaled to unit length times its weight (families weighted 0 left out)."""
     for family, members in families.items():
         weight = weights.get(family, 0.5)
         if not weight:
