@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 #: Rasa's FallbackClassifier answers this when no intent is confident enough.
 RASA_FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
-#: Stripped around a whole-message keyword (as the embedded backend does).
 
 
 class RasaUnavailable(Exception):

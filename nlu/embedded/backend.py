@@ -86,7 +86,6 @@ class EmbeddedBackend:
         intent_probs, language_probs = self.classify(text)
         order = np.argsort(-intent_probs)[:RANKING_SIZE]
         ranking = tuple((art.intents[i], round(float(intent_probs[i]), 4)) for i in order)
-        name, confidence = ranking[0]
         keyword = keyword_intent(self._keywords, text)
         if keyword:
             name, confidence = keyword, 1.0
