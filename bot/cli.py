@@ -297,7 +297,7 @@ def outbox_failed(limit: int, as_json: bool) -> None:
     with srv.db.session() as session:
         rows = session.scalars(select(OutboxItem).where(OutboxItem.status == "failed")
                                .order_by(OutboxItem.id.desc()).limit(limit)).all()
-        listed = [{"id": r.id, "kind": r.kind, "channel": r.channel, "to": _mask(r.to_address),
+        listed = [{"id": r.id, "kind": r.kind, "channel": r.channel, "to": _mask(r.kind, r.channel, r.to_address),
                    "attempts": r.attempts, "error": r.last_error, "created_at": r.created_at.isoformat()}
                   for r in rows]
     if as_json:
@@ -312,15 +312,17 @@ def outbox_failed(limit: int, as_json: bool) -> None:
     click.echo("requeue with: lastmile outbox retry ID... (or --all)")
 
 
-def _mask(address: str | None) -> str:
-    """The last 4 characters of a phone number or chat id; a callback URL's host only."""
+def _mask(kind: str, channel: str | None, address: str | None) -> str:
+    """A callback's host; a phone number or chat id masked as in the support console."""
     if not address:
         return "-"
-    if address.startswith(("http://", "https://")):
+    if kind == "webhook":
         from urllib.parse import urlsplit
 
         return urlsplit(address).netloc
-    return "…" + address[-4:]
+    from bot.console.transcript import mask_address
+
+    return mask_address(channel or "", address)
 
 
 @outbox.command("retry", help="Send failed rows again with a fresh set of attempts (after fixing the cause).")

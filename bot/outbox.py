@@ -306,17 +306,20 @@ def requeue_failed(db: Database, ids: list[int] | None = None) -> Requeued:
     (carrier rules: nothing more is sent after STOP); ids that are not failed rows are reported."""
     result = Requeued([], [], [])
     with db.session() as session:
-        query = select(OutboxItem).where(OutboxItem.status == "failed").order_by(OutboxItem.id)
+        query = (
+            select(OutboxItem, Message, Conversation.opted_out)
+            .outerjoin(Message, Message.id == OutboxItem.message_id)
+            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+            .where(OutboxItem.status == "failed")
+            .order_by(OutboxItem.id)
+        )
         if ids is not None:
             query = query.where(OutboxItem.id.in_(ids))
-        rows = session.scalars(query).all()
-        found = {row.id for row in rows}
-        result.not_failed = sorted(set(ids or ()) - found)
+        rows = session.execute(query).all()
+        result.not_failed = sorted(set(ids or ()) - {item.id for item, _, _ in rows})
         now = utcnow()
-        for item in rows:
-            message = session.get(Message, item.message_id) if item.message_id else None
-            conversation = session.get(Conversation, message.conversation_id) if message is not None else None
-            if conversation is not None and conversation.opted_out:
+        for item, message, opted_out in rows:
+            if opted_out:
                 result.skipped_opted_out.append(item.id)
                 continue
             item.status, item.attempts, item.next_attempt_at, item.locked_until = "pending", 0, now, None

@@ -105,19 +105,23 @@ def test_outbox_failed_lists_masked_rows_and_retry_requeues_them(env):
         conn.execute(insert(OutboxItem).values(
             kind="message", lane="conv:1", channel="sms", to_address="+15551239876", payload={"text": "hi"},
             status="sent", attempts=1))
+        conn.execute(insert(OutboxItem).values(
+            kind="message", lane="conv:2", channel="sms", to_address="+15551234321", payload={"text": "hello"},
+            status="failed", attempts=1, last_error="21211 invalid number"))
     listed = lastmile(env, "outbox", "failed")
     assert listed.returncode == 0, listed.stderr
     assert "carrier.example.test" in listed.stdout and "503 callback answered 503" in listed.stdout
     assert "/hooks/lastmile" not in listed.stdout
+    assert "+1555•••4321" in listed.stdout and "5551234321" not in listed.stdout and "hello" not in listed.stdout
 
     assert lastmile(env, "outbox", "retry").returncode == 2  # neither ids nor --all
     wrong = lastmile(env, "outbox", "retry", "2")  # a sent row is not retried
     assert wrong.returncode == 1 and "not failed rows, ignored: 2" in wrong.stderr
     result = lastmile(env, "outbox", "retry", "--all")
-    assert result.returncode == 0 and "1 row(s) requeued" in result.stdout
+    assert result.returncode == 0 and "2 row(s) requeued" in result.stdout
     with engine.connect() as conn:
         assert conn.execute(select(OutboxItem.status, OutboxItem.attempts).order_by(OutboxItem.id)).all() == [
-            ("pending", 0), ("sent", 1)]
+            ("pending", 0), ("sent", 1), ("pending", 0)]
     assert "no failed rows" in lastmile(env, "outbox", "failed").stdout
 
 
