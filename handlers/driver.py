@@ -69,8 +69,8 @@ def yes_or_no(text: str) -> bool | None:
 def on_driver_message(turn: Turn) -> None:
     """ROLE_HANDLERS["driver"]: every message from a registered driver's phone or chat."""
     driver = turn.session.get(Driver, turn.conversation.driver_id)
-    text = numbered_choice(turn.conversation, (turn.inbound.button_payload or turn.inbound.text or "").strip())
-    text = text or (turn.inbound.button_payload or turn.inbound.text or "").strip()
+    raw = (turn.inbound.button_payload or turn.inbound.text or "").strip()
+    text = numbered_choice(turn.conversation, raw) or raw
     media = [asdict(m) for m in turn.inbound.media]
     turn.update_state(buttons=None)
     code, rest = relay.split_short_code(text)
