@@ -168,21 +168,25 @@ def bench_rasa(data: Path, config: Path, workdir: Path, examples: list, fallback
     return result
 
 
+def _diet(doc: dict) -> dict | None:
+    """The DIETClassifier component of a Rasa config, or None."""
+    return next((c for c in doc.get("pipeline") or [] if c.get("name") == "DIETClassifier"), None)
+
+
 def with_epochs(config: Path, epochs: int, out: Path) -> Path:
     """A copy of `config` whose DIETClassifier trains `epochs` epochs."""
     doc = yaml.safe_load(config.read_text())
-    diet = [c for c in doc.get("pipeline") or [] if c.get("name") == "DIETClassifier"]
-    if not diet:
+    diet = _diet(doc)
+    if diet is None:
         raise SystemExit(f"{config}: no DIETClassifier to set the epochs of")
-    diet[0]["epochs"] = epochs
+    diet["epochs"] = epochs
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
 
 
 def dietc_epochs(config: Path) -> int | str:
-    pipeline = yaml.safe_load(config.read_text()).get("pipeline") or []
-    diet = [c for c in pipeline if c.get("name") == "DIETClassifier"]
-    return diet[0].get("epochs", 300) if diet else "?"
+    diet = _diet(yaml.safe_load(config.read_text()))
+    return diet.get("epochs", 300) if diet else "?"
 
 
 def markdown_table(columns: dict[str, dict]) -> str:
