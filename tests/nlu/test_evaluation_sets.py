@@ -13,21 +13,24 @@ from nlu.training_data import load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
 HERE = Path(__file__).parent
-SETS = [pytest.param(HERE / "dev", 10, id="dev"), pytest.param(HERE / "dev2", 8, id="dev2"),
-        pytest.param(HERE / "heldout", 15, id="heldout")]
+SETS = {"dev": 10, "dev2": 8, "heldout": 15}  # each set, and its fewest examples per intent and language
 
 
-@pytest.mark.parametrize(("folder", "minimum"), SETS)
-def test_covers_every_intent_and_language(folder, minimum):
-    examples = load_examples(folder)
+@pytest.fixture(scope="module")
+def training_texts() -> set[str]:
+    return {fold(e.text) for e in load_training_data().examples}
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_covers_every_intent_and_language(name):
+    examples = load_examples(HERE / name)
     for language in LANGUAGES:
         for intent in INTENTS:
             n = sum(1 for e in examples if e.language == language and e.intent == intent)
-            assert n >= minimum, (language, intent, n)
+            assert n >= SETS[name], (language, intent, n)
 
 
-@pytest.mark.parametrize(("folder", "minimum"), SETS)
-def test_sentences_are_not_training_sentences(folder, minimum):
-    training = {fold(e.text) for e in load_training_data().examples}
-    copied = [e.text for e in load_examples(folder) if len(e.text.split()) >= 3 and fold(e.text) in training]
+@pytest.mark.parametrize("name", SETS)
+def test_sentences_are_not_training_sentences(name, training_texts):
+    copied = [e.text for e in load_examples(HERE / name) if len(e.text.split()) >= 3 and fold(e.text) in training_texts]
     assert not copied
