@@ -3,9 +3,12 @@ API of lastmile under gunicorn (as `lastmile serve` runs it), every notification
 dispatchers to a local fake Twilio API.
 
     .venv/bin/python bench/notify.py [--events 10000] [--concurrency 16] [--workers 2] [--database-url URL]
+    .venv/bin/python bench/notify.py --events 600 --pacing 20    # sends paced at 20 msg/s from the one number
 
 Reports events accepted per second, messages delivered per second (end to end, and the dispatchers'
-own throughput from first to last send) and the peak memory (RSS) of the server's processes.
+own throughput from first to last send), the server's CPU time per event (all its processes; it holds on
+a loaded machine better than rates do) and the peak memory (RSS) of the server's processes. With
+--pacing N the fake Twilio refuses (429) a sender above N msg/s and the measured rate is reported.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes import FakeProviders  # noqa: E402
+from bot.testing.fakes import FakeProviders  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -48,8 +51,8 @@ def daytime_zone() -> str:
 
 def prepare(url: str, count: int) -> str:
     """Migrate, add `count` orders (one customer each, on SMS) and return a carrier API key."""
-    from bot import orders as order_rules
-    from bot.auth import create_api_key
+    from bot.domain import orders as order_rules
+    from bot.web.api_keys import create_api_key
     from db.migrate import upgrade
     from db.models import Customer, Order, utcnow
     from db.session import Database
@@ -68,8 +71,8 @@ def prepare(url: str, count: int) -> str:
     return key
 
 
-def start_server(url: str, fake_url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "TWILIO_API_BASE_URL": fake_url, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+def start_server(url: str, fake_url: str, port: int, workers: int, pacing: float = 0.0) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "LASTMILE_PACING_SMS": str(pacing), "TWILIO_API_BASE_URL": fake_url, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
            "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_SMS_FROM": "+15550100000",
            "LASTMILE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LASTMILE_SECRET_KEY": "bench"}
     server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port),
@@ -103,6 +106,22 @@ def peak_rss_mb(root_pid: int) -> tuple[float, float]:
     return max(peaks, default=0.0), sum(peaks)
 
 
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of gunicorn's master and workers so far."""
+    pids = [root_pid]
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def post_events(base: str, key: str, count: int, concurrency: int) -> int:
     local = threading.local()
 
@@ -123,7 +142,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     url = args.database_url or f"sqlite:///{workdir}/bench.db"
     key = prepare(url, args.events)
     port = free_port()
-    server = start_server(url, fake.url, port, args.workers)
+    server = start_server(url, fake.url, port, args.workers, args.pacing)
+    if args.pacing:
+        fake.sender_rate = args.pacing
     first_sent: list[float] = []
     stop = threading.Event()
 
@@ -135,10 +156,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     watcher = threading.Thread(target=watch_first_send, daemon=True)
     try:
+        cpu_before = cpu_seconds(server.pid)
         started = time.perf_counter()
         watcher.start()
         accepted = post_events(f"http://127.0.0.1:{port}", key, args.events, args.concurrency)
-        accepted_at = time.perf_counter()
+        accepted_at, backlog_from = time.perf_counter(), time.monotonic()
         during_ingest = len(fake.twilio_messages())
         deadline = accepted_at + 900
         while len(fake.twilio_messages()) < accepted and time.perf_counter() < deadline:
@@ -146,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         delivered_at = time.perf_counter()
         delivered = len(fake.twilio_messages())
         largest, total = peak_rss_mb(server.pid)
+        cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         stop.set()
         server.terminate()
@@ -157,6 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             "messages_per_s": delivered / (delivered_at - started),
             "dispatcher_per_s": delivered / max(delivered_at - first, 1e-9),
             "seconds": delivered_at - started, "rss_worker_mb": largest, "rss_total_mb": total,
+            "cpu_ms_per_event": 1000 * cpu / max(accepted, 1), "sender_rate": fake.send_rate("+15550100000", backlog_from),
+            "refused_429": fake.rate_refusals, "load": os.getloadavg(),
             "backend": "postgresql" if url.startswith("postgres") else "sqlite"}
 
 
@@ -166,6 +191,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--pacing", type=float, default=0.0, help="messages/s per sender (0: unpaced)")
     result = run(parser.parse_args())
     rows = [("database", result["backend"]), ("events sent / accepted", f"{result['events']} / {result['accepted']}"),
             ("events accepted per second", f"{result['events_per_s']:.0f}"),
@@ -173,6 +199,10 @@ def main() -> None:
             ("messages delivered per second (end to end)", f"{result['messages_per_s']:.0f}"),
             ("dispatcher throughput (first to last send)", f"{result['dispatcher_per_s']:.0f} msg/s"),
             ("total time", f"{result['seconds']:.1f} s"),
+            ("server CPU per event (all processes, sending included)", f"{result['cpu_ms_per_event']:.1f} ms"),
+            ("rate at the fake from +15550100000, once all events are in", f"{result['sender_rate']:.2f} msg/s"),
+            ("429 answers (pacing on: the fake refuses above it)", f"{result['refused_429']}"),
+            ("load average during the run", " ".join(f"{v:.1f}" for v in result["load"])),
             ("peak RSS, largest process / all", f"{result['rss_worker_mb']:.0f} / {result['rss_total_mb']:.0f} MiB")]
     width = max(len(name) for name, _ in rows)
     print("| " + "measure".ljust(width) + " | value |")

@@ -1,10 +1,15 @@
-"""Benchmark: signed Twilio webhooks per second and latency under the production server.
+"""Benchmark: signed Twilio webhooks per second and latency under the production server, and the CPU one
+inbound message costs in-process.
 
 Runs, in one go: the bare Flask baseline and lastmile on SQLite, and lastmile on PostgreSQL when
 a URL is given (--pg-url, or TEST_DATABASE_URL), each under gunicorn exactly as `lastmile serve`
-runs it, with the outbox dispatcher sending every reply to a local fake Twilio API.
+runs it, with the outbox dispatcher sending every reply to a local fake Twilio API. Then, in this
+process (Flask's test client, no server, no dispatcher): CPU time and SQL statements per inbound
+message, and per redelivered (duplicate) message, against the bare Flask endpoint in the same run.
+CPU time does not count waiting, so it holds on a loaded machine better than rates do.
 
     .venv/bin/python bench/webhook.py [--requests 2000] [--concurrency 16] [--pg-url URL]
+    .venv/bin/python bench/webhook.py --in-process-only [--in-process 1000]
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes import FakeProviders  # noqa: E402
+from bot.testing.fakes import FakeProviders  # noqa: E402
 
 TOKEN = "bench-token"
 LASTMILE = [sys.executable, "-m", "bot.cli"]
@@ -119,7 +124,7 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN,
            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_BASE_URL": fake.url, "TWILIO_SMS_FROM": "+15550100000",
-           "LASTMILE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+           "LASTMILE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LASTMILE_SECRET_KEY": "bench"}
     subprocess.run([*LASTMILE, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([*LASTMILE, "demo", "seed"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([*LASTMILE, "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -160,13 +165,98 @@ def run_bare(args) -> dict[str, float]:
     return result
 
 
+def in_process(database_url: str | None, n: int) -> dict[str, float]:
+    """CPU ms and SQL statements per inbound message through the Flask test client (the webhook, the engine,
+    the reply's outbox row; no dispatcher), after one message from every sender (their conversations exist,
+    as in steady traffic). `database_url` None: the bare Flask endpoint."""
+    from sqlalchemy import event
+
+    from tests.conftest import PUBLIC_URL, TWILIO_TOKEN, base_config
+
+    validator = RequestValidator(TWILIO_TOKEN)
+    if database_url is None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("bare_app", ROOT / "bench" / "bare_app.py")
+        bare = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bare)
+        client, statements = bare.app.test_client(), [0]
+    else:
+        from app import create_app
+        from bot.domain.demo_orders import seed
+        from db.migrate import upgrade
+        from db.session import Database
+
+        database = Database(database_url)
+        upgrade(database)
+        database.dispose()
+        config = base_config(database_url, "http://127.0.0.1:9", outbox={"mode": "off"})
+        config["logging"] = {"access_log": False}
+        app = create_app(config)
+        srv = app.extensions["lastmile"]
+        with srv.db.session() as session:
+            seed(session)
+        client, statements = app.test_client(), [0]
+
+        def count(*_args) -> None:
+            statements[0] += 1
+
+        event.listen(srv.db.engine, "before_cursor_execute", count)
+
+    def post(i: int, sid: str | None = None) -> None:
+        params = {"MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "0" * 32,
+                  "From": SENDERS[i % len(SENDERS)], "To": "+15550100000", "Body": "where is my order?",
+                  "NumMedia": "0"}
+        signature = validator.compute_signature(PUBLIC_URL + "/webhooks/twilio", params)
+        response = client.post("/webhooks/twilio", data=params, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 200, response.status_code
+
+    for i in range(len(SENDERS)):
+        post(i)
+    statements[0] = 0
+    started = time.process_time()
+    for i in range(n):
+        post(i)
+    cpu, per_message = (time.process_time() - started) / n, statements[0] / n
+    sid = "SM" + uuid.uuid4().hex
+    post(0, sid)
+    statements[0] = 0
+    started = time.process_time()
+    for _ in range(n // 4):
+        post(0, sid)
+    duplicate_cpu, duplicate_statements = (time.process_time() - started) / (n // 4), statements[0] / (n // 4)
+    return {"cpu_ms": cpu * 1000, "statements": per_message, "duplicate_cpu_ms": duplicate_cpu * 1000,
+            "duplicate_statements": duplicate_statements}
+
+
+def report_in_process(args) -> None:
+    rows = [("bare Flask endpoint", in_process(None, args.in_process))]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(("lastmile, SQLite", in_process(f"sqlite:///{tmp}/inprocess.db", args.in_process)))
+    if args.pg_url:
+        rows.append(("lastmile, PostgreSQL", in_process(args.pg_url, args.in_process)))
+    load = os.getloadavg()
+    print(f"\nIn-process, {args.in_process} messages (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}); "
+          "CPU of this process only (PostgreSQL's own CPU is not counted):")
+    print(f"{'server':<22} {'CPU ms/msg':>10} {'x bare':>7} {'SQL/msg':>8} {'dup CPU ms':>10} {'dup SQL':>8}")
+    bare = rows[0][1]["cpu_ms"]
+    for name, r in rows:
+        print(f"{name:<22} {r['cpu_ms']:>10.2f} {r['cpu_ms'] / bare:>7.1f} {r['statements']:>8.1f} "
+              f"{r['duplicate_cpu_ms']:>10.2f} {r['duplicate_statements']:>8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--in-process", type=int, default=1000, help="messages for the in-process CPU measure")
+    parser.add_argument("--in-process-only", action="store_true", help="skip the servers")
     args = parser.parse_args()
+    if args.in_process_only:
+        report_in_process(args)
+        return
     fake = FakeProviders().start()
     rows = []
     print(f"{args.requests} signed webhooks, {args.concurrency} concurrent clients, gunicorn {args.workers} "
@@ -187,6 +277,7 @@ def main() -> None:
         per_s = "-" if nan else f"{r['replies_per_s']:.0f}"
         print(f"{name:<22} {r['rps']:>7.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} {int(r['errors']):>6} "
               f"{replies:>8} {per_s:>9} {r['pss_mib']:>8.0f}  {bar}")
+    report_in_process(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from db.session import Database
 
@@ -19,10 +20,18 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# pg_advisory_xact_lock key: "lastmile" in ASCII, so two nodes running `lastmile db upgrade` at once queue up.
+MIGRATION_LOCK = 0x6C6173746D696C65
+
+
 def upgrade(database: Database, revision: str = "head") -> None:
-    """Migrate to `revision` inside one connection (SQLite DDL is transactional too)."""
+    """Migrate to `revision` inside one connection (SQLite DDL is transactional too). On PostgreSQL a
+    transaction-scoped advisory lock makes concurrent upgrades from several nodes run one after the other:
+    the second finds the schema at head and does nothing."""
     cfg = alembic_config(database.url)
     with database.engine.begin() as connection:
+        if not database.is_sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
@@ -35,7 +44,12 @@ def current_revision(database: Database) -> str | None:
 
 
 def autogenerate(url: str, message: str, rev_id: str | None = None) -> None:
-    """Write a new migration comparing the models with the database at `url`."""
+    """Write a new migration comparing the models with the database at `url` (migrated to head first)."""
+    database = Database(url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
     command.revision(alembic_config(url), message=message, autogenerate=True, rev_id=rev_id)
 
 

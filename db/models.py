@@ -70,6 +70,7 @@ class OrderStatus(enum.StrEnum):
     ARRIVING = "arriving"
     FAILED_ATTEMPT = "failed_attempt"
     DELIVERED = "delivered"
+    CANCELLED = "cancelled"
 
 
 class Timestamped:
@@ -118,6 +119,7 @@ class Driver(Timestamped, Base):
 
 class Order(Timestamped, Base):
     __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_updated", "updated_at", "id"),)  # GET /api/v1/orders pages by it
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(64), unique=True)
     tracking_number: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -252,14 +254,44 @@ class OutboxItem(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     to_address: Mapped[str | None] = mapped_column(String(500))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|failed
+    # pending | sending (claimed, lease held) | unknown (a send's outcome is unknown: the provider is
+    # asked before anything is sent again) | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))  # the claim that holds the row
+    in_flight_since: Mapped[datetime | None]  # a provider call was started under the current lease
+    unknown_since: Mapped[datetime | None]  # first send whose outcome is unknown, until reconciled
     provider_id: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class OutboxAttempt(Base):
+    """What was done with an outbox row: each send, each lookup at the provider, each status callback."""
+
+    __tablename__ = "outbox_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    # sent | sent_after_lease | error | unknown | lease_lost | known | found | absent | lookup_error | callback
+    # | unverified_resend (docs/reliability.md)
+    outcome: Mapped[str] = mapped_column(String(24))
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SendPacing(Base):
+    """Per sender (a Twilio number or Messaging Service, a Telegram bot), when its next send may start, as
+    epoch seconds: every dispatcher of every process reserves its slot here, so together they keep the
+    configured rate (outbox.pacing)."""
+
+    __tablename__ = "send_pacing"
+    sender: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
 
 
 class ScheduledJob(Base):
@@ -357,3 +389,97 @@ class Notification(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the ETA window notified, template used
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     release_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A console sign-in. The cookie carries a random token; only its hash is stored, so a session
+    ends for real on sign-out, on a password change, or when it expires (a copied cookie stops working)."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who did what, when: console sign-ins and actions, carrier/helpdesk API writes, CLI administration."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created", "created_at", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_type: Mapped[str] = mapped_column(String(16))  # agent | api_key | cli | system | anonymous
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str | None] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class IdempotencyKey(Base):
+    """A POST's `Idempotency-Key`, per API key: the request's fingerprint and, once answered, the response
+    replayed to a retry. Deleted by the retention purge once expired."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status: Mapped[str] = mapped_column(String(16), default="processing")  # processing | done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_type: Mapped[str | None] = mapped_column(String(100))
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebhookEndpoint(Base):
+    """Where our events are POSTed, signed per Standard Webhooks with `secret` (and `previous_secret` until
+    `previous_expires_at`, during a rotation). Disabled after too many consecutive failed deliveries."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(200))
+    event_types: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: every event
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_expires_at: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MediaFile(Base):
+    """A photo or document someone sent: downloaded once from the provider into our storage, served through
+    signed, expiring links (bot/media/). `source` is the provider's reference (a Twilio MediaUrl, a Telegram
+    `telegram-file:` id); the file itself lives in storage under `storage_key`."""
+
+    __tablename__ = "media_files"
+    __table_args__ = (Index("ix_media_files_created", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"),
+                                                        index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(Text)
+    declared_type: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(100))  # what the bytes are (sniffed), once stored
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(300))
+    # pending (to download) | stored | refused (over the size or type limits) | failed (the provider would not
+    # give it) | erased
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +29,7 @@ def normalize_url(url: str) -> str:
 class Database:
     """One engine and session factory per process; sessions are short and explicit."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -35,27 +37,58 @@ class Database:
         if self.is_sqlite:
             database = parsed.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:  # the disk is away: an outage, reported by the first connection
+                    logger.error("cannot create the database directory: %s", exc.strerror or exc)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Handed to every session as `session.info` (the app puts what its sessions need to find here).
+        self.info: dict[str, Any] = {}
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
+        self._writers = threading.RLock()  # SQLite: this process's writers, one at a time (see `session`)
+        # Reads that must not take SQLite's write lock (the engine's look-up before the NLU runs).
+        self.read_engine: Engine = self.engine.execution_options(lastmile_read_only=True)
+        self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False, info=self.info)
+
+    def ping(self) -> None:
+        """Raise if the database does not answer a trivial query."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on any error."""
-        session = self.sessionmaker()
+        """A session that commits on success and rolls back on any error.
+
+        On SQLite the writers of this process take turns on a lock before they ask for the database's write
+        lock: SQLite's busy handler lets waiters poll (every 100 ms after a while) and the next free moment
+        goes to whoever polls first, so under load one writer could lose over and over for seconds. Waiting
+        here, the threads of a process queue up and only the processes compete."""
+        with self._writers if self.is_sqlite else nullcontext():
+            session = self.sessionmaker()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads only, always rolled back: on SQLite a deferred BEGIN, so it holds no
+        write lock and never blocks a writer (WAL)."""
+        session = self.read_sessionmaker()
         try:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
         finally:
+            session.rollback()
             session.close()
 
     def dispose(self) -> None:
@@ -76,4 +109,81 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # BEGIN IMMEDIATE takes the write lock up front: concurrent webhook writers queue on the
     # busy timeout instead of failing with "database is locked" when upgrading a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = conn.get_execution_options().get("lastmile_read_only")
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# --- error classification ---------------------------------------------------------------------------
+INT64 = 2**63
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached or cannot write right now (down, restarting,
+    connection reset, pool exhausted, disk full, locked past the busy timeout), as opposed to bad input
+    (DataError, IntegrityError) or a bug. Only outages are answered 503 or spooled."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no connection from the pool in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+    return False
+
+
+def bad_input(exc: BaseException) -> dict[str, Any] | None:
+    """For a DataError or IntegrityError caused by the values sent: {"status", "field", "message"}
+    (field as the column or parameter name when it can be told, else None); None for anything else."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return _integrity_problem(exc)
+    if isinstance(exc, sa_exc.DataError) or (isinstance(exc, sa_exc.StatementError)
+                                              and isinstance(exc.orig, (OverflowError, UnicodeError))):
+        field, message = _bad_parameter(exc)
+        return {"status": 422, "field": field, "message": message}
+    return None
+
+
+def _integrity_problem(exc: sa_exc.IntegrityError) -> dict[str, Any]:
+    text = str(exc.orig)
+    diag = getattr(exc.orig, "diag", None)
+    column = getattr(diag, "column_name", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if "UNIQUE" in text or "unique" in text or getattr(exc.orig, "sqlstate", "") == "23505":
+        field = column or constraint or _sqlite_column(text)
+        return {"status": 409, "field": field, "message": "conflicts with an existing or concurrent record"}
+    field = column or _sqlite_column(text) or constraint
+    return {"status": 422, "field": field, "message": "is missing or not allowed"}
+
+
+def _sqlite_column(text: str) -> str | None:
+    # "NOT NULL constraint failed: order_events.type", "UNIQUE constraint failed: orders.ref"
+    if "constraint failed:" not in text:
+        return None
+    return text.rsplit(":", 1)[1].split(",")[0].strip().rsplit(".", 1)[-1] or None
+
+
+def _bad_parameter(exc: sa_exc.StatementError) -> tuple[str | None, str]:
+    """The statement parameter that cannot be stored: a NUL character, a number out of range, text
+    longer than its column."""
+    import math
+    import re
+    from datetime import datetime
+
+    message = str(getattr(exc, "orig", "") or "")
+    limit = re.search(r"character varying\((\d+)\)", message)
+    params = exc.params
+    rows = params if isinstance(params, (list, tuple)) and params and isinstance(params[0], dict) else [params]
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        for key, value in row.items():
+            field = re.sub(r"_(?:m)?\d+$", "", str(key))
+            if isinstance(value, str):
+                if "\x00" in value:
+                    return field, "must not contain NUL characters"
+                if limit and len(value) > int(limit.group(1)):
+                    return field, f"must be at most {limit.group(1)} characters"
+            elif isinstance(value, float) and not math.isfinite(value):
+                return field, "must be a finite number"
+            elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+                return field, "is out of range"
+            elif isinstance(value, datetime) and value.utcoffset() and not 1 < value.year < 9999:
+                return field, "is out of range"
+    return None, "a value is out of range or cannot be stored"

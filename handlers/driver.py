@@ -4,22 +4,22 @@ customers' requests, and everything else relayed, masked, to the customer it ans
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from bot import orders as order_rules
-from bot import relay
-from bot.context import Turn
-from bot.engine import numbered_choice
-from bot.i18n import format_window
-from bot.i18n import gettext as _
-from bot.messages import Button, Media
+from bot.core.i18n import format_window
+from bot.core.i18n import gettext as _
+from bot.core.messages import Button, Media
+from bot.dialogue.engine import numbered_choice
+from bot.dialogue.turn import Turn
+from bot.domain import orders as order_rules
+from bot.domain import relay, reroutes
+from bot.domain.media import records as media_records
 from db.models import CustomerRequest, Driver, Order
-from handlers import reroute
+from nlu.embedded.features import fold as fold_text
 
 # Keywords in English, Spanish, French, German and Portuguese, accents folded, lower case.
 HELP = {"help", "ayuda", "aide", "hilfe", "ajuda", "commands", "comandos", "commandes", "befehle", "?"}
@@ -36,10 +36,9 @@ BARE_CODE = re.compile(r"^#?(?P<code>\d{4})$")
 
 
 def fold(text: str) -> str:
-    """Lower case, accents removed, surrounding punctuation and spaces trimmed."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", plain).strip(" .!,;:-")
+    """Folded as the NLU folds (lower case, no accents: nlu/embedded/features.py), spaces collapsed, surrounding
+    punctuation trimmed."""
+    return re.sub(r"\s+", " ", fold_text(text)).strip(" .!,;:-")
 
 
 def parse_command(text: str) -> tuple[str | None, Any]:
@@ -148,7 +147,7 @@ def _answer_request(turn: Turn, order: Order | None, accepted: bool) -> bool:
         requests = [r for r in requests if r.order_id == order.id]
     if not requests:
         return False
-    turn.reply(reroute.resolve_by_driver(turn.session, requests[-1], accepted, turn.now))
+    turn.reply(reroutes.resolve_by_driver(turn.session, requests[-1], accepted, turn.now))
     return True
 
 
@@ -175,6 +174,7 @@ def run_command(turn: Turn, order: Order, command: str, argument: Any, media: li
         proof = {k: v for k, v in (("photo_url", photo), ("note", note)) if v}
         data = {"proof_of_delivery": proof} if proof else {}
         event_type = "delivered"
+        media_records.attach_to_order(turn.session, photo, order)  # our copy now lives as long as the order
     else:
         data["reason"] = note[:500]
         event_type = "failed_attempt"

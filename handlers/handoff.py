@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import handoffs
-from bot.context import Turn
+from bot.dialogue.turn import Turn
+from bot.domain import handoffs
 from db.models import Handoff
 
 

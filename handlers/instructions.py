@@ -4,29 +4,25 @@ order is out for delivery, or shown to the driver when it goes out; and which or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import orders as order_rules
-from bot import relay
-from bot.context import Turn
-from bot.engine import parse_shortcut
-from bot.i18n import gettext as _
-from bot.messages import Button
+from bot.core.i18n import gettext as _
+from bot.core.messages import Button
+from bot.dialogue.engine import parse_shortcut
+from bot.dialogue.turn import Turn
+from bot.domain import orders as order_rules
+from bot.domain import relay
 from db.models import CustomerRequest, Order, OrderEvent, utcnow
 
 logger = logging.getLogger(__name__)
 
-# What to do once the order is known: intent -> action(turn, order, request). Reroutes add theirs.
-OrderAction = Callable[[Turn, Order, dict[str, Any]], None]
-ORDER_ACTIONS: dict[str, OrderAction] = {}
-# The answer to a follow-up question ("which address?"): intent -> state handler(turn, pending) -> handled.
-DetailsHandler = Callable[[Turn, dict[str, Any]], bool]
-DETAILS_HANDLERS: dict[str, DetailsHandler] = {}
+# What to do once the order is known (intent -> action(turn, order, request)) and the answer to a follow-up
+# question ("which address?": intent -> handler(turn, pending) -> handled) are the registry's `order_actions`
+# and `details_handlers` (app.py build_registry).
 NOT_AN_ANSWER = {"track_order", "human_handoff", "report_problem", "rate_delivery", "proof_of_delivery", "deny"}
 
 
@@ -55,7 +51,7 @@ def with_order(turn: Turn, request: dict[str, Any]) -> None:
     if order is not None:
         turn.expect(None, relay_pending=None)
         turn.conversation.active_order_id = order.id
-        ORDER_ACTIONS[request["intent"]](turn, order, request)
+        turn.services.registry.order_actions[request["intent"]](turn, order, request)
 
 
 def pick_order(turn: Turn, request: dict[str, Any]) -> Order | None:
@@ -102,7 +98,7 @@ def on_details(turn: Turn) -> bool:
     if not pending:
         turn.expect(None, relay_pending=None)
         return False
-    return DETAILS_HANDLERS[pending["intent"]](turn, pending)
+    return turn.services.registry.details_handlers[pending["intent"]](turn, pending)
 
 
 def not_an_answer(turn: Turn) -> bool:
@@ -145,8 +141,6 @@ def record_instruction(turn: Turn, order: Order, request: dict[str, Any]) -> Non
 
 def send_pending_instructions(session: Session, order: Order, event: OrderEvent) -> None:
     """EVENT_LISTENERS entry: when an order goes out, its driver gets the instructions not yet relayed."""
-    if event.type == "driver_assigned":
-        relay.ensure_unique_short_code(session, order)
     if event.type != "out_for_delivery":
         return
     pending = session.scalars(select(CustomerRequest).where(
@@ -161,11 +155,6 @@ def send_pending_instructions(session: Session, order: Order, event: OrderEvent)
         entry.status, entry.resolved_at = "relayed", now
     logger.info("%d pending instruction(s) relayed to the driver of order %s", len(pending), order.id)
 
-
-if send_pending_instructions not in order_rules.EVENT_LISTENERS:
-    order_rules.EVENT_LISTENERS.append(send_pending_instructions)
-ORDER_ACTIONS["delivery_instructions"] = record_instruction
-DETAILS_HANDLERS["delivery_instructions"] = on_instruction_details
 
 
 # --- the customer answers the driver ------------------------------------------------------------------

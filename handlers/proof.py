@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.context import Turn
-from bot.i18n import format_datetime
-from bot.i18n import gettext as _
-from bot.notify import proof_media
-from bot.notify_policies import photo_url
-from bot.orders import normalize_ref
+from bot.core.i18n import format_datetime
+from bot.core.i18n import gettext as _
+from bot.dialogue.turn import Turn
+from bot.domain.notify import proof_media
+from bot.domain.notify_policies import photo_url
+from bot.domain.orders import normalize_ref
 from db.models import OrderStatus
 from handlers import tracking
 

@@ -1,26 +1,28 @@
-"""Ratings: 'How was your delivery? 1-5', an optional comment, and a person for a bad one."""
+"""Ratings in the chat: 'How was your delivery? 1-5', an optional comment, and a person for a bad one (the rules
+over the database are bot/domain/ratings.py)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from bot import handoffs
-from bot.context import Turn
-from bot.conversations import conversation_with
-from bot.i18n import gettext as _
-from bot.messages import Button, Reply
-from bot.scheduler import cancel, job, job_now, schedule
-from db.models import Conversation, Handoff, Order, OrderStatus, Rating, utcnow
+from bot.core.i18n import gettext as _
+from bot.delivery.scheduler import schedule
+from bot.dialogue.turn import Turn
+from bot.domain.ratings import (
+    LOW_RATING_JOB,
+    escalate_low_rating,
+    is_low,
+    prompt_reply,
+    record_rating,
+)
+from db.models import Order, OrderStatus, Rating
 from nlu import entities as extract
 
 logger = logging.getLogger(__name__)
 
-LOW_RATING_JOB = "ratings.low_rating_handoff"
 # Intents that are clearly something else, not a comment on the delivery.
 NOT_A_COMMENT = {"track_order", "delivery_instructions", "change_address", "reschedule", "human_handoff",
                  "proof_of_delivery", "change_language", "greet"}
@@ -28,14 +30,6 @@ NO_COMMENT = {"deny", "thanks", "goodbye"}
 
 
 # --- asking ------------------------------------------------------------------------------------
-def prompt_reply(order: Order, channel: str) -> Reply:
-    """The question, with star buttons where the channel has buttons (a numbered list elsewhere)."""
-    text = _("How was your delivery of order %(ref)s? Reply with a number from 1 (bad) to 5 (great).", ref=order.ref)
-    if channel == "sms":
-        return Reply(text=text)  # plain text: "4", "****", "great" are all understood
-    return Reply(text=text, buttons=[Button("⭐" * n, f'/rate_delivery{{"rating": {n}}}') for n in range(1, 6)])
-
-
 def parse_rating(turn: Turn) -> int | None:
     """1-5 from a button, the NLU's entity, or the text itself (digits, stars, emoji, words)."""
     value = turn.intent.entity("rating")
@@ -47,41 +41,6 @@ def parse_rating(turn: Turn) -> int | None:
     except (TypeError, ValueError):
         return None
     return score if score is not None and 1 <= score <= 5 else None
-
-
-# --- storing -----------------------------------------------------------------------------------
-def record_rating(session: Session, order: Order, score: int, *, comment: str | None = None,
-                  conversation: Conversation | None = None, now: datetime | None = None) -> Rating:
-    """One rating per order: a new one replaces the previous score (and its comment, if given)."""
-    rating = session.scalar(select(Rating).where(Rating.order_id == order.id))
-    if rating is None:
-        rating = Rating(order_id=order.id, score=score, created_at=now or utcnow())
-        session.add(rating)
-    rating.score, rating.driver_id, rating.team = score, order.driver_id, order.team
-    rating.updated_at = now or utcnow()
-    if comment is not None:
-        rating.comment = comment.strip()[:2000] or None
-    if conversation is not None:
-        rating.conversation_id = conversation.id
-    session.flush()
-    logger.info("order %s rated %s", order.id, score)
-    return rating
-
-
-def is_low(score: int, config: dict[str, Any]) -> bool:
-    return score <= int(config["ratings"]["low_score"])
-
-
-def escalate_low_rating(session: Session, order: Order, rating: Rating, *, now: datetime | None = None) -> Handoff | None:
-    """A bad rating reaches a person: a support handoff carrying the score and comment."""
-    conversation = session.get(Conversation, rating.conversation_id) if rating.conversation_id else None
-    if conversation is None and order.customer is not None:
-        conversation = conversation_with(session, order.customer)
-    if conversation is None:
-        return None
-    cancel(session, f"rating-handoff:{order.id}")
-    return handoffs.open_handoff(session, conversation, "low_rating", order_id=order.id, now=now,
-                                 details={"rating": rating.score, "comment": rating.comment, "order": order.ref})
 
 
 # --- the conversation --------------------------------------------------------------------------
@@ -170,17 +129,3 @@ def _rated_order(turn: Turn) -> Order | None:
         return pending
     delivered = [o for o in turn.orders() if o.status == OrderStatus.DELIVERED]
     return delivered[0] if delivered else None
-
-
-@job(LOW_RATING_JOB)
-def low_rating_without_comment(session: Session, payload: dict[str, Any]) -> None:
-    """No answer to 'what went wrong?': the bad rating reaches a person anyway."""
-    order = session.get(Order, payload["order_id"])
-    rating = session.scalar(select(Rating).where(Rating.order_id == payload["order_id"]))
-    if order is None or rating is None:
-        return
-    conversation = session.get(Conversation, rating.conversation_id) if rating.conversation_id else None
-    if conversation is not None and (conversation.state or {}).get("awaiting") == "rating_comment":
-        conversation.state = {k: v for k, v in conversation.state.items()
-                              if k not in ("awaiting", "rating_order_id", "rating_low")}
-    escalate_low_rating(session, order, rating, now=job_now())

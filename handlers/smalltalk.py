@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bot import i18n
-from bot.context import Turn
-from bot.i18n import gettext as _
-from bot.messages import Button
+from bot.core import i18n
+from bot.core.i18n import gettext as _
+from bot.core.messages import Button
+from bot.dialogue.turn import Turn
+from bot.domain import conversations, webhook_endpoints
 
 # Intent shortcuts offered as buttons when the bot is unsure, with their titles.
 CLARIFY_TITLES = {
@@ -77,7 +78,7 @@ def change_language(turn: Turn) -> None:
 
 
 def opt_out(turn: Turn) -> None:
-    turn.conversation.opted_out = True
+    conversations.opt_out(turn.session, turn.conversation)
     turn.expect(None)
     turn.reply(_("You won't receive any more messages from us. Reply START to subscribe again."))
 
@@ -86,6 +87,7 @@ def opt_in(turn: Turn) -> None:
     was_out = turn.conversation.opted_out
     turn.conversation.opted_out = False
     if was_out:
+        webhook_endpoints.conversation_event(turn.session, "conversation.opted_in", turn.conversation)
         turn.reply(_("You're subscribed again. Reply STOP at any time to stop messages."))
     else:
         turn.reply(_("You're subscribed to delivery updates. Reply STOP at any time to stop messages."))
@@ -114,7 +116,7 @@ def fallback(turn: Turn) -> None:
         turn.expect("handoff_offer")  # a yes opens a handoff with reason `fallback`
         turn.reply(_("Sorry, I still don't understand. Would you like to talk to a person?"),
                    [Button(_("Talk to a person"), '/human_handoff{"reason": "fallback"}'),
-                    Button(_("No, thanks"), "/deny")])
+                    Button(_("No, thanks"), "/deny")], prompt="handoff_offer")
         return
     options = [name for name, _score in turn.intent.ranking if name in CLARIFY_TITLES][:3]
     for default in ("track_order", "delivery_instructions", "human_handoff"):
@@ -124,7 +126,7 @@ def fallback(turn: Turn) -> None:
             options.append(default)
     turn.expect("clarify")
     turn.reply(_("Sorry, I didn't understand that. Did you mean one of these?"),
-               [Button(CLARIFY_TITLES[name](), f"/{name}") for name in options])
+               [Button(CLARIFY_TITLES[name](), f"/{name}") for name in options], prompt="clarify")
 
 
 def on_clarify(turn: Turn) -> bool:

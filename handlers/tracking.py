@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from typing import Any
 
-from bot import orders as order_rules
-from bot.context import Turn
-from bot.i18n import format_datetime, format_window, ngettext
-from bot.i18n import gettext as _
-from bot.messages import Button
-from db.models import Order
+from bot.core.i18n import format_datetime, format_window, ngettext
+from bot.core.i18n import gettext as _
+from bot.core.messages import Button
+from bot.dialogue.turn import Turn
+from bot.domain import orders as order_rules
+from bot.domain import status_sentences as sentences
+from db.models import Customer, Order, VerificationAttempt
+
+PERSON = "person"  # verification attempts counted per person (see _person), whatever the channel
 
 REF_TOKEN = re.compile(r"\b(?=[A-Za-z0-9\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]{3,39}\b")
 POSTCODE_WORDS = re.compile(
@@ -48,6 +53,8 @@ def answer(turn: Turn, order: Order) -> None:
         text = _("Your order %(ref)s was delivered %(when)s.", ref=ref, when=when).replace("  ", " ")
         if order.proof_note:
             text += " " + _("Driver's note: %(note)s", note=order.proof_note)
+    elif status == "cancelled":
+        text = _("Your order %(ref)s has been cancelled.", ref=ref)
     elif status == "failed_attempt":
         text = _("We tried to deliver your order %(ref)s but couldn't.", ref=ref)
         if order.status_reason:
@@ -61,19 +68,12 @@ def answer(turn: Turn, order: Order) -> None:
         else:
             text = _("Your order %(ref)s is almost there: the driver is arriving now.", ref=ref)
     elif status == "out_for_delivery":
-        text = _("Your order %(ref)s is out for delivery.", ref=ref)
-        if window:
-            text += " " + _("Expected %(window)s.", window=window)
+        text = sentences.out_for_delivery(ref, window)
         if order.stops_away:
             text += " " + ngettext("The driver is %(num)d stop away.", "The driver is %(num)d stops away.",
                                    order.stops_away)
     elif status == "delayed":
-        text = _("Your order %(ref)s is delayed.", ref=ref)
-        if order.status_reason:
-            text += " " + _("Reason: %(reason)s.", reason=order.status_reason.rstrip("."))
-        if window:
-            text += " " + _("New estimate: %(window)s.", window=window)
-        text += " " + _("Sorry for the wait.")
+        text = sentences.delayed(ref, order.status_reason or "", window)
     elif status == "driver_assigned":
         text = _("Your order %(ref)s is with the driver and will be out for delivery soon.", ref=ref)
         if window:
@@ -104,12 +104,20 @@ def on_choose_order(turn: Turn) -> bool:
     return False
 
 
+def link_expired(order: Order, config: dict[str, Any], now: datetime) -> bool:
+    """A delivered order's token (tracking page, deep link) works `tracking.link_ttl_days` after delivery
+    (0: for ever)."""
+    days = int(config["tracking"]["link_ttl_days"])
+    return bool(days) and order.status == "delivered" and order.delivered_at is not None \
+        and now >= order.delivered_at + timedelta(days=days)
+
+
 def link_by_token(turn: Turn, token: str) -> bool:
     """A Telegram deep link `/start <token>`: the token of the order's tracking link proves it."""
     from sqlalchemy import select
 
     order = turn.session.scalar(select(Order).where(Order.tracking_token == token))
-    if order is None:
+    if order is None or link_expired(order, turn.config, turn.now):
         return False
     order_rules.link_order(turn.session, turn.conversation, order, "deeplink")
     answer(turn, order)
@@ -163,6 +171,7 @@ def on_proof(turn: Turn) -> bool:
     if _locked(turn):
         return True
     order = order_rules.verify_order(turn.session, turn.conversation, ref, str(postcode))
+    turn.session.add(VerificationAttempt(channel=PERSON, address=_person(turn), succeeded=order is not None))
     if order is None:
         turn.expect("proof", proof_ref=None)
         if not _locked(turn):
@@ -172,9 +181,22 @@ def on_proof(turn: Turn) -> bool:
     return True
 
 
+def _person(turn: Turn) -> str:
+    """One key per person across channels: the phone number of SMS, WhatsApp and the simulator, or of the
+    customer a Telegram chat belongs to; an unknown Telegram chat is its own person."""
+    conversation = turn.conversation
+    if conversation.channel != "telegram" and conversation.address.startswith("+"):
+        return conversation.address
+    customer = turn.session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+    if customer is not None and customer.phone:
+        return customer.phone
+    return f"{conversation.channel}:{conversation.address}"[:64]
+
+
 def _locked(turn: Turn) -> bool:
     conversation = turn.conversation
-    if order_rules.is_locked_out(turn.session, conversation.channel, conversation.address, turn.config):
+    if order_rules.any_locked_out(turn.session, [(PERSON, _person(turn)), (conversation.channel, conversation.address)],
+                                  turn.config):
         turn.expect(None, proof_ref=None)
         turn.reply(_("Too many attempts. For your security, please try again in an hour or ask for a person."))
         return True

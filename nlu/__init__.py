@@ -7,7 +7,7 @@ from functools import cache
 
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
 
-__all__ = ["INTENTS", "LANGUAGES", "Entity", "Intent", "NLUBackend", "backend_from_config", "parse"]
+__all__ = ["INTENTS", "LANGUAGES", "Entity", "Intent", "NLUBackend", "backend_from_config", "parse", "warm_up"]
 
 
 def backend_from_config(nlu_config: dict | None) -> NLUBackend:
@@ -23,6 +23,16 @@ def backend_from_config(nlu_config: dict | None) -> NLUBackend:
         return RasaBackend(url=rasa.get("url", "http://127.0.0.1:5005"), timeout=float(rasa.get("timeout", 2.0)),
                            fallback=embedded)
     return embedded
+
+
+def warm_up(backend: NLUBackend) -> None:
+    """Load all that parsing needs now: the model and the language detector (which loads lazily and is
+    reached only by messages long enough to need it). `lastmile serve` calls this before gunicorn forks,
+    so the workers share the memory and no request waits seconds for a load while holding up the others."""
+    from nlu.langdetect import detector
+
+    backend.parse("where is my order?", locale="en")
+    detector()
 
 
 @cache

@@ -19,14 +19,10 @@ nlu_group = click.Group("nlu", help="The intent layer: train, evaluate and try t
 
 
 def _nlu_config() -> dict:
-    """The `nlu` section of the app config when bot.config is available, else defaults."""
-    try:
-        from bot.config import load_config
-
-        return dict(load_config().get("nlu") or {})
-    except Exception as exc:  # noqa: BLE001 (a CLI for the NLU alone must work without the app)
-        logger.debug("no app config (%s): NLU defaults", exc)
-        return {}
+    """The `nlu` section of the app config, which `lastmile` hands down as the context's `obj`; else defaults."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root().obj if context is not None else None
+    return dict((root or {}).get("nlu") or {})
 
 
 @nlu_group.command("train")
@@ -60,10 +56,28 @@ def train_command(data_dir: Path | None) -> None:
 @click.option("--data", "data_path", type=click.Path(exists=True, path_type=Path), default=HELDOUT_DIR,
               show_default=True, help="A Rasa NLU YAML test file or a directory of them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def evaluate_command(backend: str | None, data_path: Path, as_json: bool) -> None:
+@click.option("--by-source", "by_source", is_flag=True,
+              help="Leave-one-source-out over nlu/data: train without each source, score on it.")
+@click.option("--source", "sources", multiple=True, help="With --by-source: only these sources.")
+def evaluate_command(backend: str | None, data_path: Path, as_json: bool, by_source: bool,
+                     sources: tuple[str, ...]) -> None:
     """Score a backend on held-out examples: per-intent F1, per language, OOS, latency."""
     from nlu import backend_from_config
     from nlu.evaluate import evaluate, load_examples
+
+    if by_source:
+        from nlu.by_source import by_source as leave_one_out
+        from nlu.by_source import render
+
+        scores = leave_one_out(sources=list(sources) or None)
+        if as_json:
+            click.echo(json.dumps([{"source": s.source, "n_train": s.n_train, "train_seconds": s.train_seconds,
+                                    "false_action_rate": s.false_action_rate,
+                                    "policy_false_action_rate": s.policy_false_action_rate,
+                                    **s.report.to_dict()} for s in scores], ensure_ascii=False, indent=2))
+        else:
+            click.echo(render(scores))
+        return
 
     config = _nlu_config()
     if backend:

@@ -14,6 +14,10 @@ logger = logging.getLogger(__name__)
 _detector = None
 _lock = threading.Lock()
 _WORD = re.compile(r"[^\W\d_]+")
+# lingua's time grows with the square of a token's length (one 100,000-letter "word": 2.4 s): it
+# sees only real-looking words, and only enough of them to tell five languages apart.
+MAX_WORD_CHARS = 40
+MAX_LINGUA_CHARS = 1000
 _WARM_UP = ("where is my parcel", "dónde está mi pedido", "où est mon colis",
             "wo ist mein Paket", "onde está a minha encomenda")
 
@@ -52,17 +56,30 @@ def lingua_scores(text: str) -> dict[str, float]:
     return {v.language.iso_code_639_1.name.lower(): v.value for v in values if v.value > 0}
 
 
+def _bounded_words(words: list[str]) -> str:
+    """The first words, up to MAX_LINGUA_CHARS characters, as lingua's input."""
+    kept, total = [], 0
+    for word in words:
+        total += len(word) + 1
+        if total > MAX_LINGUA_CHARS:
+            break
+        kept.append(word)
+    return " ".join(kept)
+
+
 def detect_language(text: str, locale: str | None = None,
                     prior: Mapping[str, float] | None = None) -> str | None:
     """The language of `text`: lingua blended with `prior` (the in-domain classifier's
     probabilities); very short texts keep the conversation's locale when there is one."""
-    words = _WORD.findall(text)
+    found = _WORD.findall(text[:MAX_LINGUA_CHARS * 4])
+    words = [w for w in found if len(w) <= MAX_WORD_CHARS]
     fallback = locale_language(locale)
     if fallback and (len(words) <= 1 or sum(map(len, words)) < 6):
         return fallback
     scores = dict.fromkeys(LANGUAGES, 0.0)
     if words:
-        lingua = lingua_scores(text)
+        ordinary = len(text) <= MAX_LINGUA_CHARS and len(words) == len(found)
+        lingua = lingua_scores(text if ordinary else _bounded_words(words))
         weight = 0.5 if lingua else 0.0
         for code, value in lingua.items():
             scores[code] += weight * value

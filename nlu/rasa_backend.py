@@ -14,7 +14,7 @@ from nlu import entities as entity_extractors
 from nlu.embedded.artifact import keyword_intent, keyword_intents
 from nlu.langdetect import detect_language, locale_language
 from nlu.training_data import DATA_DIR, load_training_data
-from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
+from nlu.types import INTENTS, LANGUAGES, MAX_PARSE_CHARS, Entity, Intent, NLUBackend
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class RasaBackend:
         self, text: str, locale: str | None = None, timezone: str | None = None, **kw: Any
     ) -> Intent:
         """The intent of `text`; `/intent{"entity": "value"}` shortcuts are resolved by Rasa."""
+        text = (text or "")[:MAX_PARSE_CHARS]
         self._count("requests")
         try:
             answer = self._post_parse(text)

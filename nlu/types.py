@@ -27,6 +27,9 @@ INTENTS: tuple[str, ...] = (
 )
 
 LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "de", "pt")
+# The NLU reads at most this much of a text (the engine's `app.max_text_chars` is the same by default):
+# a longer message is understood from its beginning, in bounded time.
+MAX_PARSE_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)

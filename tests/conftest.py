@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from tests.fakes import FakeProviders
+from bot.testing.fakes import FakeProviders
 
 PUBLIC_URL = "https://bot.example.test"
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -47,17 +48,32 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def postgres_schema() -> str:
+    """`public`, or one schema per pytest-xdist worker (`make test` runs two): workers never share tables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"test_{worker}" if worker else "public"
+
+
+def in_schema(url: str, schema: str) -> str:
+    """`url` with every connection's search_path set to `schema`."""
+    if schema == "public":
+        return url
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture(scope="session")
 def _postgres_migrated() -> Iterator[str]:
     from db.migrate import upgrade
     from db.session import Database, normalize_url
 
-    url = normalize_url(os.environ["TEST_DATABASE_URL"])
-    engine = create_engine(url)
+    base = normalize_url(os.environ["TEST_DATABASE_URL"])
+    schema = postgres_schema()
+    engine = create_engine(base)
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
+    url = in_schema(base, schema)
     database = Database(url)
     upgrade(database)
     database.dispose()
@@ -76,7 +92,7 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     engine = create_engine(url)
     with engine.begin() as connection:
         tables = [row[0] for row in connection.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'"))]
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'alembic_version'"))]
         if tables:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -100,13 +116,22 @@ def base_config(database_url: str, providers_url: str, **extra: Any) -> dict[str
         "app": {"public_base_url": PUBLIC_URL},
         "database": {"url": database_url},
         "channels": {
+            # 30 s: the fake answers in milliseconds, but on a loaded 2-core machine its thread can wait
+            # seconds for the GIL, and a send timed out becomes `unknown` (reconciled later, so a drain leaves
+            # it). Tests of timeouts set their own (tests/test_outbox_exactly_once.py: 1 s).
             "twilio": {"account_sid": TWILIO_SID, "api_base_url": providers_url, "sms_from": SMS_FROM,
-                       "whatsapp_from": WHATSAPP_FROM, "timeout": 5},
-            "telegram": {"api_base_url": providers_url, "timeout": 5},
+                       "whatsapp_from": WHATSAPP_FROM, "timeout": 30},
+            "telegram": {"api_base_url": providers_url, "timeout": 30},
         },
         "outbox": {"mode": "thread", "backoff_base": 0.01, "backoff_max": 0.05},
+        # Each app its own spool: parallel workers never replay each other's messages.
+        "spool": {"path": tempfile.mkdtemp(prefix="lastmile-test-spool-")},
+        # Each app its own media folder (never instance/media of the checkout).
+        "media": {"path": tempfile.mkdtemp(prefix="lastmile-test-media-")},
         # Quiet hours depend on the wall clock; tests that test them enable them with a chosen zone.
         "notifications": {"quiet_hours": {"enabled": False}},
+        # The daily retention purge is a scheduled job due at a time of day; its tests enable it.
+        "retention": {"enabled": False},
         "secrets": {"twilio_auth_token": TWILIO_TOKEN, "telegram_bot_token": TELEGRAM_TOKEN,
                     "telegram_webhook_secret": TELEGRAM_SECRET, "secret_key": "test-secret-key"},
     }
@@ -157,7 +182,7 @@ def runner(app):
 
 @pytest.fixture
 def api_key(srv) -> str:
-    from bot.auth import create_api_key
+    from bot.web.api_keys import create_api_key
 
     with srv.db.session() as session:
         return create_api_key(session, "test carrier")
@@ -170,7 +195,7 @@ def auth(api_key: str) -> dict[str, str]:
 
 @pytest.fixture
 def seeded(srv) -> None:
-    from bot.demo import seed
+    from bot.domain.demo_orders import seed
 
     with srv.db.session() as session:
         seed(session)

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot import analytics
-from bot import orders as order_rules
-from bot.console.auth import create_agent
+from bot.domain import analytics
+from bot.domain import orders as order_rules
+from bot.web.console.agents import create_agent
 from db.models import Conversation, Driver, Handoff, Message, Order, Rating
 
 DAY = date(2026, 3, 2)  # a Monday
@@ -161,7 +161,7 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(supervisor, srv):
 
 
 def test_demo_history_fills_every_chart(srv, app):
-    from bot.console.demo import seed_agents, seed_support
+    from bot.web.console.demo_support import seed_agents, seed_support
 
     with app.app_context(), srv.db.session() as session:
         seed_agents(session, PASSWORD)

@@ -31,7 +31,9 @@ def lastmile(env, *args, input=None):
 def test_db_upgrade_then_apikey_create_prints_the_key_last(env):
     result = lastmile(env, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0001" in result.stdout
+    from db.migrate import head_revision
+
+    assert f"database at revision {head_revision()}" in result.stdout
     result = lastmile(env, "apikey", "create", "acme")
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip().splitlines()[-1]
@@ -41,7 +43,7 @@ def test_db_upgrade_then_apikey_create_prints_the_key_last(env):
 
 def test_demo_seed_is_idempotent_and_chat_answers_in_the_terminal(env):
     first = lastmile(env, "demo", "seed")
-    assert first.returncode == 0 and "5 new orders" in first.stdout
+    assert first.returncode == 0 and "demo data: 4 new customers, 1 new driver, 5 new orders" in first.stdout
     again = lastmile(env, "demo", "seed")
     assert "0 new orders" in again.stdout
     chat = lastmile(env, "chat", "--phone", "+15551230001", "-m", "where is my order?", "-m", "thanks")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bot.config import ConfigError, load_config
+from bot.core.config import ConfigError, load_config
 
 
 def test_defaults_run_with_no_configuration_at_all():
@@ -47,6 +47,21 @@ def test_config_file_named_by_LASTMILE_CONFIG(tmp_path):
     ("database:\n  url: mysql://x\n", "database.url"),
     ("app:\n  default_timezone: Mars/Olympus\n", "app.default_timezone"),
     ("app: [1, 2]\n", "app"),
+    ("relay:\n  open_hours_after_delivery: 200\n", "relay.open_hours_after_delivery"),
+    ("app:\n  trusted_proxies: -1\n", "app.trusted_proxies"),
+    ("tracking:\n  link_ttl_days: -3\n", "tracking.link_ttl_days"),
+    ("retention:\n  messages_days: -1\n", "retention.messages_days"),
+    ("retention:\n  audit_days: many\n", "retention.audit_days"),
+    ("retention:\n  run_at: '25:00'\n", "retention.run_at"),
+    ("retention:\n  enabled: sometimes\n", "retention.enabled"),
+    ("outbox:\n  pacing:\n    sms: -1\n", "outbox.pacing.sms"),
+    ("outbox:\n  pacing:\n    whatsapp: fast\n", "outbox.pacing.whatsapp"),
+    ("outbox:\n  pacing:\n    fax: 1\n", "outbox.pacing.fax"),
+    ("media:\n  storage: ftp\n", "media.storage"),
+    ("media:\n  storage: s3\n", "media.s3.bucket"),
+    ("media:\n  max_bytes: 0\n", "media.max_bytes"),
+    ("media:\n  types: [jpeg]\n", "media.types"),
+    ("media:\n  link_ttl_seconds: -5\n", "media.link_ttl_seconds"),
 ])
 def test_bad_config_is_refused_naming_the_key(tmp_path, content, key):
     path = tmp_path / "bad.yml"
@@ -70,3 +85,109 @@ def test_start_up_with_bad_config_prints_one_clear_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "outbox.mode" in lines[0] and "Traceback" not in result.stderr
+
+
+# --- environment values are text unless the key's type says otherwise -------------------------------
+def test_environment_text_stays_text_whatever_yaml_would_make_of_it():
+    config = load_config(environ={"LASTMILE_OUTBOX_MODE": "off", "TWILIO_SMS_FROM": "+15550100000",
+                                  "LASTMILE_DEFAULT_LOCALE": "no", "TWILIO_ACCOUNT_SID": "0x1A",
+                                  "TELEGRAM_BOT_USERNAME": "null"})
+    assert config["outbox"]["mode"] == "off"
+    assert config["channels"]["twilio"]["sms_from"] == "+15550100000"
+    assert config["app"]["default_locale"] == "no"
+    assert config["channels"]["twilio"]["account_sid"] == "0x1A"
+    assert config["channels"]["telegram"]["bot_username"] == "null"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("yes", True), ("1", True), ("ON", True),
+                                               ("false", False), ("no", False), ("0", False), ("off", False)])
+def test_boolean_variables_accept_the_usual_words(raw, expected):
+    assert load_config(environ={"LASTMILE_DEMO": raw})["app"]["demo"] is expected
+
+
+@pytest.mark.parametrize(("variable", "raw"), [("LASTMILE_TRUSTED_PROXIES", "one"), ("LASTMILE_TRUSTED_PROXIES", "9"),
+                                               ("LASTMILE_OUTBOX_MODE", "False"),
+                                               ("LASTMILE_CELERY_NAMESPACE", "prod queue")])
+def test_a_bad_typed_environment_value_names_the_variable_or_key(variable, raw):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={variable: raw})
+    assert variable in str(info.value) or any(key in str(info.value) for key in (
+        "trusted_proxies", "outbox.mode", "outbox.celery_namespace"))
+
+
+# Every variable of README's configuration table, with a value and where it must land.
+DOCUMENTED = {
+    "DATABASE_URL": ("postgresql://u@h/db", ("database", "url"), "postgresql://u@h/db"),
+    "LASTMILE_PUBLIC_BASE_URL": ("https://bot.example.com", ("app", "public_base_url"), "https://bot.example.com"),
+    "LASTMILE_SECRET_KEY": ("s3cret-key", ("secrets", "secret_key"), "s3cret-key"),
+    "LASTMILE_DEMO": ("yes", ("app", "demo"), True),
+    "LASTMILE_TRUSTED_PROXIES": ("2", ("app", "trusted_proxies"), 2),
+    "LASTMILE_DEFAULT_LOCALE": ("no", ("app", "default_locale"), "no"),
+    "LASTMILE_DEFAULT_TIMEZONE": ("Europe/Paris", ("app", "default_timezone"), "Europe/Paris"),
+    "TWILIO_ACCOUNT_SID": ("AC0123", ("channels", "twilio", "account_sid"), "AC0123"),
+    "TWILIO_AUTH_TOKEN": ("tok", ("secrets", "twilio_auth_token"), "tok"),
+    "TWILIO_API_BASE_URL": ("http://127.0.0.1:9", ("channels", "twilio", "api_base_url"), "http://127.0.0.1:9"),
+    "TWILIO_SMS_FROM": ("+15550100000", ("channels", "twilio", "sms_from"), "+15550100000"),
+    "TWILIO_MESSAGING_SERVICE_SID": ("MG01", ("channels", "twilio", "messaging_service_sid"), "MG01"),
+    "TWILIO_WHATSAPP_MESSAGING_SERVICE_SID": ("MG02", ("channels", "twilio", "whatsapp_messaging_service_sid"),
+                                              "MG02"),
+    "TWILIO_WHATSAPP_FROM": ("whatsapp:+15550100001", ("channels", "twilio", "whatsapp_from"),
+                             "whatsapp:+15550100001"),
+    "TELEGRAM_BOT_TOKEN": ("123:abc", ("secrets", "telegram_bot_token"), "123:abc"),
+    "TELEGRAM_WEBHOOK_SECRET": ("on", ("secrets", "telegram_webhook_secret"), "on"),
+    "TELEGRAM_API_BASE_URL": ("http://127.0.0.1:8", ("channels", "telegram", "api_base_url"), "http://127.0.0.1:8"),
+    "TELEGRAM_BOT_USERNAME": ("lastmile_bot", ("channels", "telegram", "bot_username"), "lastmile_bot"),
+    "LASTMILE_OUTBOX_MODE": ("off", ("outbox", "mode"), "off"),
+    "LASTMILE_SPOOL_PATH": ("/var/lib/lastmile/spool", ("spool", "path"), "/var/lib/lastmile/spool"),
+    "LASTMILE_LOG_FORMAT": ("json", ("logging", "format"), "json"),
+    "LASTMILE_LOG_LEVEL": ("WARNING", ("logging", "level"), "WARNING"),
+    "SENTRY_DSN": ("https://k@sentry.example/1", ("secrets", "sentry_dsn"), "https://k@sentry.example/1"),
+    "LASTMILE_CELERY_BROKER_URL": ("redis://h:6379/3", ("outbox", "celery_broker_url"), "redis://h:6379/3"),
+    "LASTMILE_CELERY_NAMESPACE": ("staging", ("outbox", "celery_namespace"), "staging"),
+    "LASTMILE_PACING_SMS": ("1", ("outbox", "pacing", "sms"), 1.0),
+    "LASTMILE_PACING_WHATSAPP": ("2.5", ("outbox", "pacing", "whatsapp"), 2.5),
+    "LASTMILE_PACING_TELEGRAM": ("30", ("outbox", "pacing", "telegram"), 30.0),
+    "LASTMILE_NLU_BACKEND": ("rasa", ("nlu", "backend"), "rasa"),
+    "LASTMILE_RASA_URL": ("http://rasa:5005", ("nlu", "rasa", "url"), "http://rasa:5005"),
+    "CARRIER_CALLBACK_URL": ("https://carrier.example/cb", ("carrier", "callback_url"), "https://carrier.example/cb"),
+    "CARRIER_CALLBACK_SECRET": ("no", ("secrets", "carrier_callback_secret"), "no"),
+    "SUPPORT_WEBHOOK_URL": ("https://desk.example/hook", ("support", "webhook_url"), "https://desk.example/hook"),
+    "SUPPORT_WEBHOOK_SECRET": ("123", ("secrets", "support_webhook_secret"), "123"),
+    "LASTMILE_MEDIA_STORAGE": ("local", ("media", "storage"), "local"),
+    "LASTMILE_MEDIA_PATH": ("/var/lib/lastmile/media", ("media", "path"), "/var/lib/lastmile/media"),
+    "LASTMILE_MEDIA_MAX_BYTES": ("5000000", ("media", "max_bytes"), 5000000),
+    "LASTMILE_MEDIA_S3_BUCKET": ("acme-media", ("media", "s3", "bucket"), "acme-media"),
+    "LASTMILE_MEDIA_S3_ENDPOINT_URL": ("http://minio:9000", ("media", "s3", "endpoint_url"), "http://minio:9000"),
+    "LASTMILE_MEDIA_S3_REGION": ("eu-west-3", ("media", "s3", "region"), "eu-west-3"),
+    "LASTMILE_MEDIA_S3_ACCESS_KEY_ID": ("AKIA1", ("secrets", "media_s3_access_key_id"), "AKIA1"),
+    "LASTMILE_MEDIA_S3_SECRET_ACCESS_KEY": ("sec", ("secrets", "media_s3_secret_access_key"), "sec"),
+}
+
+
+def documented_variables() -> set[str]:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n\n###", 1)[0]
+    names: set[str] = set()
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names.update(part.strip(" `") for part in first_cell.split(","))
+    return names - {"LASTMILE_CONFIG"}  # tested above with a file
+
+
+def test_every_variable_documented_in_the_readme_is_tested_here():
+    documented = documented_variables()
+    assert len(documented) >= 20
+    assert documented == set(DOCUMENTED), "README's configuration table and DOCUMENTED differ"
+
+
+@pytest.mark.parametrize("variable", sorted(DOCUMENTED))
+def test_each_documented_variable_sets_its_key(variable):
+    raw, path, expected = DOCUMENTED[variable]
+    config = load_config(environ={variable: raw})
+    node = config
+    for part in path:
+        node = node[part]
+    assert node == expected and type(node) is type(expected)

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.console.auth import create_agent
+from bot.web.console.agents import create_agent
 from db.models import Conversation, Handoff, Message, OutboxItem
 from tests.conftest import post_twilio, twilio_params
 

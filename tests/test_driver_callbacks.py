@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from db.models import OutboxItem
 from tests.conftest import base_config, post_twilio, twilio_params
-from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
+from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     DRIVER_PHONE,
     app_config,
     carrier_event,
@@ -82,7 +82,7 @@ def test_an_unreachable_carrier_is_retried_and_the_callback_kept(database_url, p
 def seeded_unreachable(database_url, providers):
     """An app whose carrier callback URL points at a closed local port."""
     from app import create_app
-    from bot.demo import seed
+    from bot.domain.demo_orders import seed
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -101,7 +101,7 @@ def seeded_unreachable(database_url, providers):
 
 def test_without_a_callback_url_nothing_is_queued(database_url, providers):
     from app import create_app
-    from bot.demo import seed
+    from bot.domain.demo_orders import seed
 
     application = create_app(base_config(database_url, providers.url))
     srv = application.extensions["lastmile"]

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from db.models import Order, OrderEvent
 from handlers.driver import parse_command, yes_or_no
-from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
+from tests.conftest import PUBLIC_URL, TELEGRAM_TOKEN, TWILIO_SID, TWILIO_TOKEN
+from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     DRIVER_PHONE,
     app_config,
@@ -44,6 +45,18 @@ def test_yes_and_no_in_five_languages():
     assert yes_or_no("maybe later") is None
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64  # what a JPEG starts with: enough to be taken for one
+
+
+def served(client, url: str) -> bytes:
+    """What our signed link to a stored file answers (requested through the test client)."""
+    path = url.removeprefix(PUBLIC_URL)
+    assert path.startswith("/media/"), url
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.data
+
+
 def events(srv, ref):
     with srv.db.session() as session:
         order = session.scalar(select(Order).where(Order.ref == ref))
@@ -73,13 +86,14 @@ def test_arrived_moves_the_order_to_arriving(client, srv, providers, seeded):
 
 
 def test_delivered_with_an_mms_photo_is_proof_of_delivery(client, srv, providers, seeded, auth):
-    photo = "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME1"
+    photo = providers.add_twilio_media(JPEG, "image/jpeg", (TWILIO_SID, TWILIO_TOKEN))
     sms(client, DRIVER_PHONE, f"#{code_of(srv, 'LM-10001')} delivered, left with the concierge", NumMedia="1",
         MediaUrl0=photo, MediaContentType0="image/jpeg")
     srv.dispatcher.drain()
     body = client.get("/api/v1/orders/LM-10001", headers=auth).get_json()["order"]
     assert body["status"] == "delivered"
-    assert body["proof_of_delivery"] == {"photo_url": photo, "note": "left with the concierge"}
+    assert body["proof_of_delivery"]["note"] == "left with the concierge"
+    assert served(client, body["proof_of_delivery"]["photo_url"]) == JPEG  # our copy, by a signed link
     assert body["events"][-1]["source"] == "driver"
     assert "with your photo as proof" in texts_to(providers, DRIVER_PHONE)[-1]
 
@@ -88,10 +102,11 @@ def test_delivered_with_a_telegram_photo_by_a_spanish_driver(client, srv, provid
     client.put("/api/v1/drivers/D-7", json={"telegram_chat_id": 7007, "locale": "es"}, headers=auth)
     photo = [{"file_id": "small-id", "file_unique_id": "s", "width": 90, "height": 90},
              {"file_id": "big-id", "file_unique_id": "b", "width": 1280, "height": 960}]
+    providers.add_telegram_file("big-id", JPEG, TELEGRAM_TOKEN)
     telegram(client, 7007, "", photo=photo, caption=f"#{code_of(srv, 'LM-10002')} entregado")
     srv.dispatcher.drain()
     body = client.get("/api/v1/orders/LM-10002", headers=auth).get_json()["order"]
-    assert body["proof_of_delivery"]["photo_url"] == "telegram-file:big-id"
+    assert served(client, body["proof_of_delivery"]["photo_url"]) == JPEG  # resolved through getFile
     assert body["status"] == "delivered"
     # The confirmation is in Spanish when a Spanish catalog has it; the order label is always there.
     assert f"#{code_of(srv, 'LM-10002')} (LM-10002)" in telegram_texts(providers, 7007)[-1]
@@ -99,11 +114,11 @@ def test_delivered_with_a_telegram_photo_by_a_spanish_driver(client, srv, provid
 
 def test_delivered_with_a_whatsapp_image(client, srv, providers, seeded, auth):
     client.put("/api/v1/drivers/D-7", json={"whatsapp": True}, headers=auth)
-    photo = "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM2/Media/ME2"
+    photo = providers.add_twilio_media(JPEG, "image/jpeg", (TWILIO_SID, TWILIO_TOKEN))
     sms(client, DRIVER_PHONE, f"#{code_of(srv, 'LM-10003')} delivered", whatsapp=True, NumMedia="1",
         MediaUrl0=photo, MediaContentType0="image/jpeg")
     srv.dispatcher.drain()
-    assert order_of(srv, "LM-10003").proof_photo_url == photo
+    assert order_of(srv, "LM-10003").proof_photo_url.startswith("media:")
     assert texts_to(providers, DRIVER_PHONE, whatsapp=True)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.auth import create_api_key
-from bot.console.auth import create_agent
+from bot.web.api_keys import create_api_key
+from bot.web.console.agents import create_agent
 from db.models import Conversation, Handoff, Message, OutboxItem
 from tests.conftest import post_twilio, twilio_params
 
@@ -129,13 +129,15 @@ def test_filters_by_status_priority_and_mine(client, srv, keys, seeded):
 
 
 def test_support_operations_are_in_the_openapi_document(client):
-    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    document = client.get("/api/v1/openapi.json").get_json()
+    paths = document["paths"]
     assert paths["/api/v1/handoffs"]["get"]["tags"] == ["support"]
     for path in ("/api/v1/handoffs/{handoff_id}/take", "/api/v1/handoffs/{handoff_id}/release",
                  "/api/v1/handoffs/{handoff_id}/close"):
         assert "409" in paths[path]["post"]["responses"]
     body = paths["/api/v1/conversations/{conversation_id}/messages"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"]["required"] == ["text"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    assert document["components"]["schemas"][ref.rsplit("/", 1)[1]]["required"] == ["text"]
 
 
 def test_unknown_conversation_messages_is_404(client, keys):

@@ -23,7 +23,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from bot import i18n
+from bot.core import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG_DIR = ROOT / "bot" / "translations"

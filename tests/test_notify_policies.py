@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.notify_policies import eta_moved, mms_capable, quiet_until
+from bot.domain.notify_policies import eta_moved, mms_capable, quiet_until
 from db.models import Notification, ScheduledJob
 from tests.conftest import base_config, post_twilio, twilio_params
-from tests.test_notify_helpers import (
+from tests.notify_helpers import (
     NIGHT,
     bodies,
     conversation,
@@ -89,7 +89,8 @@ def test_stop_silences_notifications_and_start_brings_them_back(client, srv, pro
 
 def test_twilio_error_21610_opts_the_number_out_of_later_notifications(client, srv, providers, auth):
     put_order(client, auth)
-    providers.fail_next(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400})
+    providers.fail_next(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400},
+                        path="/2010-04-01")
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     assert conversation(srv, "sms", "+15557770001").opted_out
@@ -112,12 +113,13 @@ def test_outside_the_whatsapp_window_the_approved_template_is_sent(client, srv, 
     assert variables["2"].startswith("today,")
 
 
-def test_outside_the_window_without_a_template_the_notification_is_skipped(client, srv, providers, auth):
+def test_outside_the_window_without_a_template_the_notification_goes_by_sms(client, srv, providers, auth):
     put_order(client, auth, whatsapp=True)
     post_event(client, auth, "LM-1", "delayed", reason="Traffic")
     srv.dispatcher.drain()
-    assert providers.twilio_messages() == []
-    assert notifications(srv) == [("delayed", "skipped", "no_template")]
+    [sent] = providers.twilio_messages()
+    assert sent.value("To") == "+15557770001" and "Traffic" in sent.value("Body")  # the same person, by SMS
+    assert notifications(srv) == [("delayed", "sent", "sms_outside_whatsapp_window")]
 
 
 def test_inside_the_window_whatsapp_gets_free_text(client, srv, providers, auth):

@@ -7,30 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot.messages import Reply
-from bot.outbox import OutboxDispatcher, enqueue_reply, enqueue_webhook
+from bot.delivery.outbox import OutboxDispatcher, enqueue_webhook
 from db.models import Conversation, Message, OutboxItem, utcnow
 from tests.conftest import post_twilio, twilio_params
-
-
-def queue(srv, texts, address="+15551230001", channel="sms"):
-    from bot.conversations import get_or_create
-
-    with srv.db.session() as session:
-        conversation = get_or_create(session, channel, address)
-        session.flush()
-        for text in texts:
-            enqueue_reply(session, conversation, Reply(text))
-
-
-def items(srv):
-    with srv.db.session() as session:
-        return session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
-
-
-def make_due(srv):
-    with srv.db.session() as session:
-        session.execute(update(OutboxItem).where(OutboxItem.status == "pending").values(next_attempt_at=utcnow()))
+from tests.outbox_helpers import items, make_due, queue
 
 
 def test_server_error_is_retried_with_backoff_until_sent(srv, providers):
@@ -94,15 +74,17 @@ def test_gives_up_after_max_attempts(srv, providers):
 
 def test_messages_of_one_conversation_go_out_in_order_even_across_retries(srv, providers):
     queue(srv, ["first", "second", "third"])
-    queue(srv, ["other conversation"], address="+15551230002")
-    providers.fail_next(500, {"code": 20500, "message": "x", "status": 500})
+    # The other lane on Telegram: lanes are sent concurrently, so a scripted Twilio failure must not be able
+    # to land on the other lane's send instead of "first" (it did, now and then).
+    queue(srv, ["other conversation"], address="4242", channel="telegram")
+    providers.fail_next(500, {"code": 20500, "message": "x", "status": 500}, path="/2010-04-01")
     srv.dispatcher.run_once()  # "first" fails; "second" and "third" wait behind it; the other lane goes
-    bodies = [r.value("Body") for r in providers.twilio_messages()]
-    assert bodies == ["first", "other conversation"]
+    assert [r.value("Body") for r in providers.twilio_messages()] == ["first"]
+    assert [r.value("text") for r in providers.telegram_calls("sendMessage")] == ["other conversation"]
     make_due(srv)
     srv.dispatcher.drain()
     bodies = [r.value("Body") for r in providers.twilio_messages()]
-    assert bodies[2:] == ["first", "second", "third"]
+    assert bodies == ["first", "first", "second", "third"]
 
 
 def test_pending_rows_are_sent_by_a_new_dispatcher_after_a_restart(srv, providers, app_config):
@@ -143,7 +125,7 @@ def test_two_dispatchers_never_send_a_row_twice(srv, providers, app_config):
 def test_webhook_rows_retry_until_the_receiver_answers_2xx(srv, providers):
     with srv.db.session() as session:
         enqueue_webhook(session, providers.url + "/carrier", '{"a": 1}', {"Content-Type": "application/json"})
-    providers.fail_next(500, {"error": "boom"})
+    providers.fail_next(500, {"error": "boom"}, path="/carrier")
     srv.dispatcher.run_once()
     make_due(srv)
     srv.dispatcher.run_once()
@@ -163,7 +145,7 @@ def test_webhook_reply_survives_a_provider_outage_end_to_end(client, srv, provid
 
 
 def test_an_operator_requeues_failed_rows_and_they_are_sent(srv, providers):
-    from bot.outbox import requeue_failed
+    from bot.delivery.outbox import requeue_failed
 
     srv.dispatcher.max_attempts = 1
     queue(srv, ["first"], address="+15551230001")

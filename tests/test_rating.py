@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from db.models import Handoff, Rating
 from tests.conftest import post_telegram, post_twilio, telegram_update, twilio_params
-from tests.test_notify_helpers import bodies, conversation, post_event, put_order, run_jobs
+from tests.notify_helpers import bodies, conversation, post_event, put_order, run_jobs
 
 PHONE = "+15557770001"
 
@@ -100,7 +100,7 @@ def test_whatsapp_prompt_is_a_numbered_list(delivered, client, srv, providers):
 
 
 def srv_auth(app) -> dict[str, str]:
-    from bot.auth import create_api_key
+    from bot.web.api_keys import create_api_key
 
     with app.extensions["lastmile"].db.session() as session:
         return {"Authorization": f"Bearer {create_api_key(session, 'second')}"}

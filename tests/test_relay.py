@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import relay
+from bot.domain import relay
 from db.models import Conversation, CustomerRequest, Message, Order, utcnow
-from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
+from tests.messages import quoted
+from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     ANA,
     BEN,
@@ -45,7 +46,7 @@ def test_a_spanish_instruction_reaches_the_driver_verbatim_labelled_with_its_lan
     srv.dispatcher.drain()
     code = code_of(srv, "LM-10002")
     [to_driver] = texts_to(providers, DRIVER_PHONE)
-    assert to_driver.startswith(f"#{code} (LM-10002) delivery instructions [es]: «dejar en la puerta trasera, por favor»")
+    assert to_driver.startswith(f"#{code} (LM-10002) delivery instructions [es]: \"dejar en la puerta trasera, por favor\"")
     assert ANA not in to_driver and "5551230002" not in to_driver
     [confirmation] = texts_to(providers, ANA, whatsapp=True)
     assert "LM-10002" in confirmation
@@ -66,7 +67,7 @@ def test_an_instruction_before_the_order_is_out_waits_and_goes_with_it(client, s
     srv.dispatcher.drain()
     [to_driver] = texts_to(providers, DRIVER_PHONE)
     assert f"#{code_of(srv, 'LM-10005')} (LM-10005)" in to_driver
-    assert "[fr]: «le code du portail est 4512»" in to_driver
+    assert "[fr]: \"le code du portail est 4512\"" in to_driver
     with srv.db.session() as session:
         assert session.scalar(select(CustomerRequest.status)) == "relayed"
 
@@ -90,14 +91,14 @@ def test_several_active_orders_ask_which_then_use_the_kept_text(client, srv, pro
     sms(client, BEN, "1" if question.index("LM-10003") < question.index("LM-10004") else "2")
     srv.dispatcher.drain()
     [to_driver] = texts_to(providers, DRIVER_PHONE)
-    assert "(LM-10003) delivery instructions [en]: «the gate code is 4512»" in to_driver
+    assert "(LM-10003) delivery instructions [en]: \"the gate code is 4512\"" in to_driver
 
 
 def test_a_phone_number_in_an_instruction_is_masked_for_the_driver(client, srv, providers, seeded):
     sms(client, ALICE, "leave it at the back door and call my husband on 555 867 5309")
     srv.dispatcher.drain()
     [to_driver] = texts_to(providers, DRIVER_PHONE)
-    assert "867" not in to_driver and "[number hidden]" in to_driver
+    assert "867" not in quoted(to_driver) and "[number hidden]" in quoted(to_driver)
 
 
 def test_blocked_content_is_not_relayed_and_the_sender_is_told(client, srv, providers, seeded):
@@ -118,12 +119,12 @@ def test_the_driver_answers_the_customer_who_wrote_last_and_the_customer_can_ans
     sms(client, DRIVER_PHONE, "At the gate now, call me on +1 555 123 9007")
     srv.dispatcher.drain()
     to_alice = texts_to(providers, ALICE)[-1]
-    assert to_alice.startswith("Your driver (order LM-10001): «At the gate now, call me on [number hidden]»")
-    assert "9007" not in to_alice
+    assert to_alice.startswith("Your driver (order LM-10001): \"At the gate now, call me on [number hidden]\"")
+    assert "9007" not in quoted(to_alice)
     assert texts_to(providers, DRIVER_PHONE)[-1] == f"Sent to the customer of #{code_of(srv, 'LM-10001')} (LM-10001)."
     sms(client, ALICE, "ok, coming down")
     srv.dispatcher.drain()
-    assert "customer says [en]: «ok, coming down»" in texts_to(providers, DRIVER_PHONE)[-1]
+    assert "customer says [en]: \"ok, coming down\"" in texts_to(providers, DRIVER_PHONE)[-1]
     assert texts_to(providers, ALICE)[-1] == "Passed on to your driver."
 
 
@@ -132,7 +133,7 @@ def test_a_short_code_picks_the_customer(client, srv, providers, seeded):
     code = code_of(srv, "LM-10003")
     sms(client, DRIVER_PHONE, f"#{code} I'm outside the building")
     srv.dispatcher.drain()
-    assert texts_to(providers, BEN)[-1].startswith("Your driver (order LM-10003): «I'm outside the building»")
+    assert texts_to(providers, BEN)[-1].startswith("Your driver (order LM-10003): \"I'm outside the building\"")
     assert not any("outside" in t for t in texts_to(providers, ALICE))
 
 
@@ -145,15 +146,17 @@ def test_without_context_the_driver_is_asked_which_and_the_message_kept(client, 
     assert "+1555" not in question and "5551230" not in question  # never a customer's number
     sms(client, DRIVER_PHONE, code_of(srv, "LM-10003"))
     srv.dispatcher.drain()
-    assert texts_to(providers, BEN)[-1].startswith("Your driver (order LM-10003): «I'm outside»")
+    assert texts_to(providers, BEN)[-1].startswith("Your driver (order LM-10003): \"I'm outside\"")
 
 
 def test_another_drivers_short_code_is_refused_and_nothing_relayed(client, srv, providers, seeded, auth):
     client.put("/api/v1/drivers/D-8", json={"phone": "+15551239008"}, headers=auth)
-    client.put("/api/v1/orders/LM-30001", json={"customer": {"phone": "+15551230030"}}, headers=auth)
-    carrier_event(client, auth, "LM-30001", "driver_assigned", driver_ref="D-8")
-    carrier_event(client, auth, "LM-30001", "out_for_delivery")
-    other = code_of(srv, "LM-30001")
+    own = {code_of(srv, ref) for ref in ("LM-10001", "LM-10002", "LM-10003", "LM-10005")}
+    for ref in ("LM-30001", "LM-30002", "LM-30003"):  # codes are unique per driver, not across drivers
+        client.put(f"/api/v1/orders/{ref}", json={"customer": {"phone": "+15551230030"}}, headers=auth)
+        carrier_event(client, auth, ref, "driver_assigned", driver_ref="D-8")
+        carrier_event(client, auth, ref, "out_for_delivery")
+    other = next(code for ref in ("LM-30001", "LM-30002", "LM-30003") if (code := code_of(srv, ref)) not in own)
     srv.dispatcher.drain()  # the customer's own out-for-delivery notification
     before = len(providers.twilio_messages())
     sms(client, DRIVER_PHONE, f"#{other} hello, I have your parcel")

@@ -5,34 +5,42 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
-from bot.outbox import OutboxDispatcher
-from bot.scheduler import MAX_ATTEMPTS, job, run_due_jobs, schedule
+from bot.delivery.outbox import OutboxDispatcher
+from bot.delivery.scheduler import MAX_ATTEMPTS, run_due_jobs, schedule
 from db.models import ScheduledJob, utcnow
 
 RUNS: list[int] = []
 RUNS_LOCK = threading.Lock()
 
 
-@job("test.record")
 def record_run(session, payload):
     with RUNS_LOCK:
         RUNS.append(payload["n"])
 
 
-@job("test.fails")
 def always_fails(session, payload):
     raise RuntimeError("the remote end is down")
 
 
-@job("test.slow_and_overtaken")
 def overtaken_while_running(session, payload):
     """Adds a follow-up job, then its claim changes under it (as when a lease runs out and another
     worker claims the job: same row, next attempt number)."""
     schedule(session, "test.record", utcnow(), {"n": -1}, dedupe_key="effect-of-overtaken")
     session.execute(update(ScheduledJob).where(ScheduledJob.kind == "test.slow_and_overtaken")
                     .values(attempts=ScheduledJob.attempts + 1))
+
+
+TEST_JOBS = {"test.record": record_run, "test.fails": always_fails,
+             "test.slow_and_overtaken": overtaken_while_running}
+
+
+@pytest.fixture(autouse=True)
+def registered_test_jobs(srv):
+    """This module's job kinds, in the app's registry beside the product's."""
+    srv.registry.jobs.update(TEST_JOBS)
 
 
 def add_jobs(srv, count: int, kind: str = "test.record", *, minutes: float = 0) -> None:
@@ -48,11 +56,11 @@ def statuses(srv) -> list[str]:
 
 def test_racing_dispatchers_run_each_due_job_once(app, srv, app_config):
     """Two dispatchers (as in two web processes) sweep the same 120 due jobs at the same moment."""
-    from app import _dispatcher_hooks
+    from app import dispatcher_hooks
 
     RUNS.clear()
     add_jobs(srv, 120)
-    dispatchers = [OutboxDispatcher(srv.db, {}, app_config, hooks=_dispatcher_hooks(app)) for _ in range(2)]
+    dispatchers = [OutboxDispatcher(srv.db, {}, app_config, hooks=dispatcher_hooks(app)) for _ in range(2)]
     barrier = threading.Barrier(len(dispatchers))
     errors: list[BaseException] = []
 
@@ -105,6 +113,7 @@ def test_jobs_survive_a_restart(app_config, srv):
     srv.dispatcher.stop()
     srv.db.dispose()
     restarted = create_app(app_config)  # a new process: only the database remembers
+    restarted.extensions["lastmile"].registry.jobs.update(TEST_JOBS)
     try:
         restarted.extensions["lastmile"].dispatcher.drain()
     finally:

@@ -103,7 +103,8 @@ def test_photo_sticker_voice_location_contact_are_answered(client, srv, provider
         kinds = session.scalars(select(Message.kind).where(Message.direction == "in").order_by(Message.id)).all()
         photo = session.scalar(select(Message.data).where(Message.kind == "photo"))
     assert kinds == ["photo", "sticker", "voice", "location", "contact"]
-    assert photo["media"][0]["url"] == "telegram-file:big"
+    assert photo["media"][0]["url"].startswith("media:")  # our copy, downloaded after commit (tests/test_media.py)
+    assert session_source(srv, photo["media"][0]["url"]) == "telegram-file:big"  # the largest size
     srv.dispatcher.drain()
     assert len(providers.telegram_calls("sendMessage")) == 5
 
@@ -134,3 +135,73 @@ def test_start_with_an_unknown_token_just_greets(client, srv, providers):
     srv.dispatcher.drain()
     text = providers.telegram_calls("sendMessage")[-1].value("text")
     assert "delivery assistant" in text
+
+
+# --- button presses are answered (answerCallbackQuery) ------------------------------------------
+def press(chat_id: int, data: str, *, update_id: int, query_id: str, language_code: str = "en") -> dict:
+    return {"update_id": update_id, "callback_query": {
+        "id": query_id, "chat_instance": "-5", "data": data,
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Ana", "language_code": language_code},
+        "message": {"message_id": 5, "date": 1764244800, "chat": {"id": chat_id, "type": "private"}, "text": "?"}}}
+
+
+def test_a_button_press_is_answered_in_the_webhook_reply_with_no_call_of_ours(client, srv, providers):
+    # Telegram's own example of a callback_query Update (from its webhook guide), as the Bot API posts it.
+    update = json.loads((Path(__file__).parent / "payloads" / "telegram" / "13_callback_query.json").read_text())
+    response = post_telegram(client, update)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.get_json() == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9"}
+    assert inbound_count(srv) == 1
+    srv.dispatcher.drain()
+    assert providers.telegram_calls("answerCallbackQuery") == []  # Telegram runs the method named in our reply
+    # A plain message is still acknowledged with {"ok": true}, not a method.
+    assert post_telegram(client, telegram_update(1111111, "hi")).get_json() == {"ok": True}
+
+
+@pytest.mark.parametrize("locale,toast", [("en", "Thanks!"), ("es", "¡Gracias!"), ("fr", "Merci !"),
+                                          ("de", "Danke!"), ("pt", "Obrigado!")])
+def test_a_rating_button_is_thanked_in_the_customers_language(client, srv, auth, providers, locale, toast):
+    from tests.notify_helpers import post_event, put_order
+
+    put_order(client, auth, phone=None, telegram=4242, locale=locale)
+    post_event(client, auth, "LM-1", "delivered")
+    update = press(4242, '/rate_delivery{"rating": 5}', update_id=777002, query_id="cb-rate", language_code="en")
+    response = post_telegram(client, update)
+    assert response.status_code == 200
+    assert response.get_json() == {"method": "answerCallbackQuery", "callback_query_id": "cb-rate", "text": toast}
+    # Telegram redelivers the same update: answered again (the spinner may still turn), no second thanks.
+    again = post_telegram(client, update)
+    assert again.get_json() == {"method": "answerCallbackQuery", "callback_query_id": "cb-rate"}
+    assert inbound_count(srv) == 1
+
+
+def test_poll_mode_answers_the_button_press_through_the_bot_api(tmp_path, providers):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DATABASE_URL": f"sqlite:///{tmp_path}/poll.db",
+           "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+           "TELEGRAM_API_BASE_URL": providers.url, "LASTMILE_PUBLIC_BASE_URL": "https://bot.example.test"}
+
+    def lastmile(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=180)
+
+    assert lastmile("demo", "seed").returncode == 0
+    providers.updates = [press(100001, "/track_order", update_id=42, query_id="cb-poll")]
+    result = lastmile("telegram", "poll", "--once")
+    assert result.returncode == 0, result.stderr
+    [answer] = providers.telegram_calls("answerCallbackQuery")
+    assert answer.value("callback_query_id") == "cb-poll" and answer.value("text") is None
+    [reply] = providers.telegram_calls("sendMessage")
+    assert "LM-10001" in reply.value("text")
+
+
+def session_source(srv, reference: str) -> str | None:
+    from db.models import MediaFile
+
+    with srv.db.session() as session:
+        return session.get(MediaFile, int(reference.removeprefix("media:"))).source

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import CustomerRequest, Handoff, Order, OrderEvent, Rating
-from tests.test_notify_helpers import eta, post_event, put_order
+from tests.notify_helpers import eta, post_event, put_order
 
 
 @pytest.fixture
@@ -168,3 +168,46 @@ def test_instructions_after_delivery_are_a_409(client, srv, auth, order):
     post_event(client, auth, "LM-1", "delivered")
     response = client.post(path_of(order) + "/instructions", data={"csrf_token": csrf_of(page), "instructions": "hi"})
     assert response.status_code == 409
+
+
+# --- /t/<token>/live: what the page polls while the order is on its way -----------------------------
+def test_the_live_view_is_small_json_in_the_pages_language_with_the_pages_headers(client, order):
+    response = client.get(path_of(order) + "/live?lang=es")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["Referrer-Policy"] == "no-referrer"
+    data = response.get_json()
+    assert (data["status"], data["status_label"], data["live"], data["delivered"]) == (
+        "out_for_delivery", "En reparto", True, False)
+    assert data["position"] == {"lat": 40.7484, "lng": -73.9857, "time": data["position"]["time"]}
+    assert data["window"].startswith("hoy") and data["reason"] is None
+    assert [s["label"] for s in data["steps"] if s["current"]] == ["En reparto"]
+    assert set(data) == {"status", "status_label", "reason", "window", "steps", "history", "position", "live",
+                         "delivered"}  # nothing of the customer: no name, address, phone, instructions
+    html = client.get(path_of(order)).get_data(as_text=True)
+    assert f'data-live-url="{path_of(order)}/live"' in html and 'data-refresh="45"' in html
+
+
+def test_the_live_view_says_when_to_stop(client, auth, order):
+    post_event(client, auth, "LM-1", "delayed", reason="Heavy traffic", eta=eta(120))
+    data = client.get(path_of(order) + "/live").get_json()
+    assert (data["status_label"], data["reason"], data["live"]) == ("Delayed", "Heavy traffic", True)
+    post_event(client, auth, "LM-1", "delivered")
+    data = client.get(path_of(order) + "/live").get_json()
+    assert (data["live"], data["delivered"], data["window"], data["position"]) == (False, True, None, None)
+    assert "data-live-url" not in client.get(path_of(order)).get_data(as_text=True)  # a delivered page polls nothing
+
+
+def test_the_live_view_of_an_unknown_or_expired_link_shows_nothing(client, srv, auth, order):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from db.models import utcnow
+
+    assert client.get("/t/" + "x" * 27 + "/live").status_code == 404
+    assert client.get("/t/abc/live").status_code == 404
+    post_event(client, auth, "LM-1", "delivered")
+    with srv.db.session() as session:
+        session.execute(update(Order).values(delivered_at=utcnow() - timedelta(days=31)))
+    response = client.get(path_of(order) + "/live")
+    assert response.status_code == 410 and response.get_json() == {"expired": True}

@@ -31,7 +31,9 @@ def test_signed_sms_is_stored_and_answered_through_the_outbox(client, srv, provi
     assert sent[0].value("To") == "+15551230001"
     assert sent[0].value("From") == "+15550100000"
     assert "LM-10001" in sent[0].value("Body") and "out for delivery" in sent[0].value("Body")
-    assert sent[0].value("StatusCallback") == "https://bot.example.test/webhooks/twilio/status"
+    with srv.db.session() as session:  # the callback URL names the outbox row, to match reports to it
+        row_id = session.scalar(select(OutboxItem.id))
+    assert sent[0].value("StatusCallback") == f"https://bot.example.test/webhooks/twilio/status?outbox={row_id}"
 
 
 def test_wrong_signature_is_refused_and_nothing_is_stored(client, srv, seeded):
@@ -135,14 +137,15 @@ def test_whatsapp_message_uses_the_whatsapp_sender(client, srv, providers, seede
 
 
 def test_photo_location_and_button_messages_are_stored_and_answered(client, srv, providers):
+    media = providers.url + "/2010-04-01/Accounts/AC0/Messages/MM1/Media"  # the fake: never the real Twilio
     cases = [
-        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0=f"{media}/ME1",
                       MediaContentType0="image/jpeg"),
         twilio_params("+15559990001", "", whatsapp=True, Latitude="40.7", Longitude="-74.0", Address="5th Ave"),
-        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME2",
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0=f"{media}/ME2",
                       MediaContentType0="audio/ogg"),
         twilio_params("+15559990001", "Yes", whatsapp=True, ButtonText="Yes", ButtonPayload="/affirm"),
-        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME3",
+        twilio_params("+15559990001", "", NumMedia="1", MediaUrl0=f"{media}/ME3",
                       MediaContentType0="text/vcard"),
     ]
     for params in cases:
@@ -192,14 +195,25 @@ def test_status_callback_needs_a_signature_and_fields(client, srv):
     assert post_twilio(client, bad, path="/webhooks/twilio/status").status_code == 400
 
 
-def test_unreachable_database_is_503_so_twilio_retries(providers):
+def test_unreachable_database_spools_the_message_and_answers_200(providers, tmp_path):
+    """Twilio does not redeliver messaging webhooks: a 503 would lose the message (tests/test_spool.py
+    replays it); the status callback, which Twilio does retry, still gets 503."""
     from app import create_app
+    from bot.web.spool import Spool
     from tests.conftest import base_config
 
-    app = create_app(base_config("postgresql+psycopg://nobody@127.0.0.1:1/nothing", providers.url))
-    params = twilio_params("+15551230001", "where is my order?")
-    response = post_twilio(app.test_client(), params)
-    assert response.status_code == 503
-    assert "database" in response.get_json()["error"]
-    assert response.headers["Retry-After"]
-    app.extensions["lastmile"].db.dispose()
+    app = create_app(base_config("postgresql+psycopg://nobody@127.0.0.1:1/nothing", providers.url,
+                                 spool={"path": str(tmp_path / "spool")}))
+    srv = app.extensions["lastmile"]
+    try:
+        params = twilio_params("+15551230001", "where is my order?")
+        response = post_twilio(app.test_client(), params)
+        assert response.status_code == 200
+        assert Spool(tmp_path / "spool").status()["waiting"] == 1
+        status = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+        response = post_twilio(app.test_client(), status, path="/webhooks/twilio/status")
+        assert response.status_code == 503 and "database" in response.get_json()["error"]
+        assert response.headers["Retry-After"]
+    finally:
+        srv.extras["spool_replayer"].stop()
+        srv.db.dispose()

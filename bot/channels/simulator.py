@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from flask import Request
 
 from bot.channels.base import BadPayload, Channel
-from bot.messages import Inbound, Reply
+from bot.core.messages import Inbound, Reply
 
 
 class SimulatorChannel(Channel):
@@ -50,5 +50,5 @@ class SimulatorChannel(Channel):
             language_code=locale if isinstance(locale, str) else None,
         )
 
-    def send(self, reply: Reply, to: str) -> str:
+    def send(self, reply: Reply, to: str, *, ref: str | None = None) -> str:
         return f"sim-out-{uuid.uuid4().hex}"  # stored as sent; the page reads it from the database

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hmac
 import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
+import httpx
 from flask import Request
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import BadPayload, Channel, SendError
-from bot.config import get
-from bot.messages import Inbound, Location, Media, Reply
+from bot.channels.base import BadPayload, Channel, MediaSource, SendError, checked
+from bot.core.config import get
+from bot.core.messages import Inbound, Location, Media, Reply
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs, which carry the bot token
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CALLBACK_DATA_MAX = 64  # bytes, Bot API limit for inline keyboard callback_data
+FILE_PREFIX = "telegram-file:"  # how a file of an update is referred to until it is downloaded
 
 
 class TelegramChannel(Channel):
@@ -53,23 +56,30 @@ class TelegramChannel(Channel):
         return hmac.compare_digest(given.encode(), self.secret.encode())
 
     def parse(self, request: Request) -> list[Inbound]:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # JSON nested thousands deep
+            raise BadPayload("the body is nested too deeply") from None
+        if not isinstance(data, dict) or not _is_id(data.get("update_id")):
             raise BadPayload("a Telegram Update object with an integer update_id is required")
         return self.parse_update(data)
 
     def parse_update(self, data: dict[str, Any]) -> list[Inbound]:
+        """The update as at most one `Inbound`: [] for the kinds a conversation has no use for
+        (channel posts, inline queries, polls, member changes...), BadPayload when malformed."""
+        if not HANDLED.intersection(data):
+            return []  # acknowledged and ignored: Telegram would otherwise redeliver it
         try:
             update = Update.de_json(_lenient(data), None)
-        except (KeyError, TypeError, ValueError) as exc:
+            inbound = _from_update(update) if update is not None else None
+        except RecursionError:
+            raise BadPayload("the update is nested too deeply") from None
+        except Exception as exc:  # python-telegram-bot trusts the Bot API's types; a forged body breaks it anywhere
             raise BadPayload(f"not a valid Telegram Update ({exc.__class__.__name__})") from None
-        if update is None:
-            raise BadPayload("empty Telegram Update")
-        inbound = _from_update(update)
         if inbound is None:
-            return []  # inline queries, polls, channel posts: nothing for a conversation
+            return []
         inbound.raw = data
-        return [inbound]
+        return [checked(inbound)]
 
     # --- outbound --------------------------------------------------------------------------
     def bot(self) -> Bot:
@@ -103,7 +113,13 @@ class TelegramChannel(Channel):
                 self._loop_thread.start()
             return self._loop
 
-    def send(self, reply: Reply, to: str) -> str:
+    @property
+    def send_timeout(self) -> float:
+        return float(self.settings.get("timeout", 10)) * 3 + 5  # as `run` waits
+
+    def send(self, reply: Reply, to: str, *, ref: str | None = None) -> str:
+        # Telegram has no idempotency key and no way for a bot to list the messages it sent: a send whose
+        # outcome is unknown can only be sent again (at least once); see docs/reliability.md.
         bot = self.bot()
         try:
             chat_id = int(to)
@@ -133,8 +149,68 @@ class TelegramChannel(Channel):
         except BadRequest as exc:
             raise SendError(f"telegram bad request: {exc.message}", permanent=True, code="400") from None
         except TelegramError as exc:
-            raise SendError(f"telegram error: {exc.__class__.__name__}") from None
+            cause = exc.__cause__
+            never_sent = isinstance(cause, httpx.PoolTimeout | httpx.ConnectTimeout | httpx.ConnectError)
+            raise SendError(f"telegram error: {exc.__class__.__name__}", ambiguous=not never_sent) from None
+        except concurrent.futures.TimeoutError:
+            raise SendError("telegram send outcome unknown: no answer in time", ambiguous=True) from None
         return str(message.message_id)
+
+    # --- files people send ---------------------------------------------------------------------
+    def media_source(self, reference: str) -> MediaSource:
+        """`telegram-file:<file_id>`: getFile gives the file's path, downloaded from
+        `{api_base_url}/file/bot<token>/<file_path>` (Bot API servers keep a file for at least an hour and
+        give bots at most 20 MB: "file is too big" is a refusal, code 413)."""
+        file_id = reference.removeprefix(FILE_PREFIX)
+        if not reference.startswith(FILE_PREFIX) or not file_id:
+            raise SendError("not a Telegram file id", permanent=True)
+        if not self.token:
+            raise SendError("TELEGRAM_BOT_TOKEN is not set", permanent=True)
+        base = str(self.settings.get("api_base_url", "https://api.telegram.org")).rstrip("/")
+        try:
+            response = httpx.post(f"{base}/bot{self.token}/getFile", json={"file_id": file_id},
+                                  timeout=float(self.settings.get("timeout", 10)))
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as exc:  # never the URL: it carries the token
+            raise SendError(f"telegram getFile failed: {exc.__class__.__name__}") from None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if response.status_code == 400 and "too big" in str(answer.get("description", "")).lower():
+            raise SendError("telegram: the file is too big for bots", permanent=True, code="413")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise SendError(f"telegram getFile answered {response.status_code}", code=str(response.status_code))
+        if not answer.get("ok") or not isinstance(result, dict) or not isinstance(result.get("file_path"), str):
+            raise SendError(f"telegram getFile refused: {response.status_code}", permanent=True,
+                            code=str(response.status_code))
+        size = result.get("file_size")
+        return MediaSource(f"{base}/file/bot{self.token}/{result['file_path'].lstrip('/')}",
+                           size=size if isinstance(size, int) else None)
+
+    # --- button presses ------------------------------------------------------------------------
+    @staticmethod
+    def callback_query_id(inbound: Inbound) -> str | None:
+        """The id of the button press (`callback_query`) this inbound came from, else None."""
+        query = inbound.raw.get("callback_query") if isinstance(inbound.raw, dict) else None
+        query_id = query.get("id") if isinstance(query, dict) else None
+        return query_id if isinstance(query_id, str) and query_id else None
+
+    @staticmethod
+    def callback_answer(query_id: str, text: str | None = None) -> dict[str, Any]:
+        """answerCallbackQuery as a webhook reply: Telegram calls the method named in the body of our 200
+        ("Making requests when getting updates"), so the button's spinner stops without a network call
+        of ours. Its outcome is never known: a lost toast is harmless. `text` is the toast (<= 200 chars)."""
+        answer: dict[str, Any] = {"method": "answerCallbackQuery", "callback_query_id": query_id}
+        if text:
+            answer["text"] = text[:200]
+        return answer
+
+    def answer_callback(self, query_id: str, text: str | None = None) -> bool:
+        """answerCallbackQuery through the Bot API (polling mode, where there is no webhook to reply to).
+        False when Telegram refused (a query older than its limit): the spinner has stopped by then anyway."""
+        try:
+            return bool(self.run(self.bot().answer_callback_query(query_id, text=text[:200] if text else None)))
+        except (TelegramError, concurrent.futures.TimeoutError) as exc:
+            logger.warning("answerCallbackQuery failed: %s", exc.__class__.__name__)
+            return False
 
     def set_webhook(self, url: str) -> bool:
         return bool(
@@ -163,6 +239,12 @@ class TelegramChannel(Channel):
 
 
 USER_KEYS = {"from", "user", "forward_from", "via_bot", "sender_user"}
+HANDLED = {"message", "edited_message", "callback_query"}  # the updates set_webhook asks for
+INT64 = 2**63
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -INT64 <= value < INT64
 
 
 def _lenient(data: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +274,11 @@ def _lenient(data: dict[str, Any]) -> dict[str, Any]:
 def _from_update(update: Update) -> Inbound | None:
     if update.callback_query is not None:
         query = update.callback_query
+        if query.from_user is None:
+            raise ValueError("a callback query without 'from'")
         chat = query.message.chat.id if query.message is not None else query.from_user.id
+        if not _is_id(chat):
+            raise ValueError("a callback query without a 64-bit chat or user id")
         return Inbound(
             channel="telegram",
             address=str(chat),
@@ -206,6 +292,8 @@ def _from_update(update: Update) -> Inbound | None:
     message = update.message or update.edited_message
     if message is None:
         return None
+    if not _is_id(message.chat.id) or not isinstance(message.text or message.caption or "", str):
+        raise ValueError("a message without a chat id or with text that is not a string")
     user = message.from_user
     inbound = Inbound(
         channel="telegram",
@@ -220,7 +308,8 @@ def _from_update(update: Update) -> Inbound | None:
         inbound.kind = "edited"
     elif message.photo:
         inbound.kind = "photo"
-        inbound.media = [Media(url=f"telegram-file:{message.photo[-1].file_id}", content_type="image/jpeg")]
+        photo = message.photo[-1]
+        inbound.media = [Media(url=FILE_PREFIX + photo.file_id, content_type="image/jpeg", size=photo.file_size)]
     elif message.location is not None:
         inbound.kind = "location"
         inbound.location = Location(message.location.latitude, message.location.longitude)
@@ -232,7 +321,12 @@ def _from_update(update: Update) -> Inbound | None:
         inbound.text = inbound.text or (message.sticker.emoji or "")
     elif message.voice is not None or message.audio is not None:
         inbound.kind = "voice"
-    elif message.document is not None or message.video is not None:
+    elif message.document is not None:
+        inbound.kind = "document"
+        document = message.document
+        inbound.media = [Media(url=FILE_PREFIX + document.file_id, content_type=document.mime_type or "",
+                               size=document.file_size)]
+    elif message.video is not None:
         inbound.kind = "document"
     elif not message.text:
         inbound.kind = "unsupported"

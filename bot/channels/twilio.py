@@ -5,17 +5,30 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
+import requests
 from flask import Request
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from bot.channels.base import BadPayload, Channel, SendError
-from bot.config import get
-from bot.messages import Inbound, Location, Media, Reply
+from bot.channels import sms_encoding
+from bot.channels.base import (
+    BadPayload,
+    Channel,
+    MediaSource,
+    SendError,
+    checked,
+    clean_text,
+    parse_retry_after,
+)
+from bot.core.config import get
+from bot.core.messages import Inbound, Location, Media, Reply
 
 logger = logging.getLogger(__name__)
 # twilio's own client logs request bodies (message text, phone numbers) at INFO: keep PII out.
@@ -58,6 +71,7 @@ class TwilioChannel(Channel):
     name: ClassVar[str] = "sms"
     prefix: ClassVar[str] = ""
     supports_media = True  # MMS where the number supports it; Twilio rejects otherwise
+    supports_lookup = True  # the Messages list says whether a send of unknown outcome was accepted
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -90,10 +104,10 @@ class TwilioChannel(Channel):
             raise BadPayload("MessageSid and From are required")
         is_whatsapp = sender.startswith(WHATSAPP_PREFIX)
         address = sender.removeprefix(WHATSAPP_PREFIX)
-        try:
-            num_media = int(form.get("NumMedia") or 0)
-        except ValueError:
-            raise BadPayload("NumMedia must be a number") from None
+        raw_num_media = form.get("NumMedia") or "0"
+        if not (raw_num_media.isascii() and raw_num_media.isdigit()):  # "²".isdigit() is true
+            raise BadPayload("NumMedia must be a number")
+        num_media = int(raw_num_media) if len(raw_num_media) <= 4 else 10
         media = [
             Media(url=form[f"MediaUrl{i}"], content_type=form.get(f"MediaContentType{i}", ""))
             for i in range(min(num_media, 10))
@@ -103,9 +117,10 @@ class TwilioChannel(Channel):
         if form.get("Latitude") and form.get("Longitude"):
             try:
                 location = Location(
-                    float(form["Latitude"]), float(form["Longitude"]), form.get("Address") or form.get("Label")
+                    float(form["Latitude"]), float(form["Longitude"]),
+                    clean_text(form.get("Address") or form.get("Label") or "", "Address", limit=1000) or None,
                 )
-            except ValueError:
+            except ValueError:  # float() also takes "nan" and "inf": checked() refuses those
                 raise BadPayload("Latitude and Longitude must be numbers") from None
         text = form.get("Body", "") or ""
         button = form.get("ButtonPayload") or None
@@ -117,7 +132,7 @@ class TwilioChannel(Channel):
         elif media:
             kind = _media_kind(media[0].content_type)
         return [
-            Inbound(
+            checked(Inbound(
                 channel="whatsapp" if is_whatsapp else "sms",
                 address=address,
                 provider_id=sid,
@@ -130,7 +145,7 @@ class TwilioChannel(Channel):
                 country=form.get("FromCountry") or None,
                 to_address=form.get("To", "").removeprefix(WHATSAPP_PREFIX) or None,
                 raw=form.to_dict(flat=True),
-            )
+            ))
         ]
 
     # --- outbound --------------------------------------------------------------------------
@@ -154,13 +169,30 @@ class TwilioChannel(Channel):
             raise SendError(f"channels.twilio.{key} is not set", permanent=True)
         return value if value.startswith(self.prefix) else self.prefix + value
 
-    def send(self, reply: Reply, to: str) -> str:
-        client = self.client
-        params: dict[str, Any] = {
-            "to": self.prefix + to,
-            "from_": self.sender_address(),
-            "status_callback": f"{self.public_base_url}/webhooks/twilio/status",
-        }
+    @property
+    def send_timeout(self) -> float:
+        return float(self.settings.get("timeout", 10))
+
+    def status_callback_url(self, ref: str | None) -> str:
+        """Twilio posts delivery reports here; `?outbox=<row id>` matches them to the row even when the
+        answer to the send itself was lost (the URL is signed by Twilio with its query string)."""
+        url = f"{self.public_base_url}/webhooks/twilio/status"
+        return f"{url}?outbox={ref}" if ref else url
+
+    @property
+    def messaging_service_sid(self) -> str:
+        return str(self.settings.get("whatsapp_messaging_service_sid" if self.prefix else "messaging_service_sid")
+                   or "")
+
+    def _sender(self) -> dict[str, str]:
+        """A Messaging Service (Twilio picks the number from its pool) when configured, else our number."""
+        service = self.messaging_service_sid
+        return {"messaging_service_sid": service} if service else {"from_": self.sender_address()}
+
+    def _message_params(self, reply: Reply, to: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"to": self.prefix + to, **self._sender()}
+        if reply.expires_after:  # dropped by Twilio if still queued after this (an "arriving" SMS hours late)
+            params["validity_period"] = max(1, min(36000, int(reply.expires_after)))
         if reply.template:
             params["content_sid"] = reply.template["content_sid"]
             params["content_variables"] = json.dumps(reply.template.get("variables") or {})
@@ -168,19 +200,63 @@ class TwilioChannel(Channel):
             params["body"] = self.render_text(reply)[:MAX_BODY]
             if reply.media:
                 params["media_url"] = [m.url for m in reply.media]
+        return params
+
+    def send(self, reply: Reply, to: str, *, ref: str | None = None) -> str:
+        client = self.client
+        params = {**self._message_params(reply, to), "status_callback": self.status_callback_url(ref)}
         try:
             message = client.messages.create(**params)
         except TwilioRestException as exc:
             raise self._send_error(exc) from None
-        except Exception as exc:  # network errors from requests
-            raise SendError(f"twilio unreachable: {exc.__class__.__name__}") from None
+        except requests.RequestException as exc:
+            raise _network_error(exc) from None
+        except Exception as exc:  # anything else from the client: we cannot tell whether it was accepted
+            raise SendError(f"twilio send interrupted: {exc.__class__.__name__}", ambiguous=True) from None
         return str(message.sid)
 
+    def find_sent(self, reply: Reply, to: str, since: datetime) -> list[str]:
+        """Ask Twilio's Messages list (To and From, DateSent on or after `since`) for messages matching this
+        reply: same recipient, same sender, created since `since`, and the same body (templates: any body).
+
+        Twilio gives a message its DateSent only once it has left the queue, so when the DateSent-filtered
+        list has no match, the newest page for the same To/From is read too and matched on DateCreated."""
+        params = self._message_params(reply, to)
+        body = params.get("body")
+        # With a Messaging Service the sending number is Twilio's choice: list by recipient, match the service.
+        sender = {"from_": params["from_"]} if "from_" in params else {}
+        ours = params.get("from_") or params["messaging_service_sid"]
+        try:
+            client = self.client
+            found = client.messages.list(to=params["to"], date_sent_after=since, limit=50, **sender)
+            matches = [m for m in found if _matches(m, ours, body, since)]
+            if not matches:
+                found = client.messages.list(to=params["to"], limit=50, **sender)
+                matches = [m for m in found if _matches(m, ours, body, since)]
+        except TwilioRestException as exc:
+            raise SendError(f"twilio lookup refused: {exc.status} {exc.code}", code=str(exc.code or exc.status)) from None
+        except Exception as exc:
+            raise SendError(f"twilio lookup failed: {exc.__class__.__name__}") from None
+        matches.sort(key=lambda m: (m.date_created or m.date_sent or since, m.sid))
+        return list(dict.fromkeys(str(m.sid) for m in matches))
+
+    def media_source(self, reference: str) -> MediaSource:
+        """A MediaUrl from the webhook. Twilio serves it with HTTP basic auth (account SID, auth token) when
+        the account enforces media authentication; the credentials go only to Twilio's own API host (a
+        redirect elsewhere, to Twilio's file store, drops them: requests does that for another host)."""
+        if not reference.startswith(("https://", "http://")):
+            raise SendError("not a Twilio media URL", permanent=True)
+        api = urlsplit(str(self.settings.get("api_base_url", "https://api.twilio.com")))
+        here = urlsplit(reference)
+        sid = str(self.settings.get("account_sid") or "")
+        ours = (here.scheme, here.netloc) in ((api.scheme, api.netloc), ("https", "api.twilio.com"))
+        return MediaSource(reference, (sid, self.auth_token) if ours and sid and self.auth_token else None)
+
     def render_text(self, reply: Reply) -> str:
-        parts = [reply.text] if reply.text else []
-        if reply.buttons:
-            parts.append("\n".join(f"{i}. {b.title}" for i, b in enumerate(reply.buttons, 1)))
-        return "\n".join(parts)
+        text = sms_encoding.with_numbered_options(reply)
+        # SMS quirk: one typographic space or dash from Babel turns the whole message into UCS-2 (70
+        # characters a segment instead of 160). WhatsApp keeps the typography; it is not billed by segment.
+        return text if self.prefix else sms_encoding.fold(text)
 
     def _send_error(self, exc: TwilioRestException) -> SendError:
         code = exc.code
@@ -190,10 +266,7 @@ class TwilioChannel(Channel):
             retry_after = None
             last = self.client.http_client.thread_last_response  # type: ignore[attr-defined]
             if last is not None and last.headers:
-                try:
-                    retry_after = float(last.headers.get("Retry-After"))
-                except (TypeError, ValueError):
-                    retry_after = None
+                retry_after = parse_retry_after(last.headers.get("Retry-After"))
             return SendError("twilio rate limit", code=str(code or 429), retry_after=retry_after)
         if exc.status and 400 <= exc.status < 500 and exc.status not in (408, 409):
             return SendError(f"twilio refused: {exc.status} {code}", permanent=True, code=str(code or exc.status))
@@ -203,6 +276,31 @@ class TwilioChannel(Channel):
 class TwilioWhatsAppChannel(TwilioChannel):
     name: ClassVar[str] = "whatsapp"
     prefix: ClassVar[str] = WHATSAPP_PREFIX
+
+
+def _matches(message: Any, sender: str, body: str | None, since: datetime) -> bool:
+    """Ours: outbound, from our number or Messaging Service (`sender`), created since `since`, same body."""
+    if str(message.direction or "").startswith("inbound"):
+        return False
+    if sender not in (message.from_, getattr(message, "messaging_service_sid", None)):
+        return False
+    when = message.date_created or message.date_sent
+    if when is None or when < since:
+        return False
+    return body is None or (message.body or "") == body
+
+
+def _network_error(exc: requests.RequestException) -> SendError:
+    """A connection that was never made cannot have delivered the request: retrying is safe. Any other
+    network failure (read timeout, reset or close after the request was written) is ambiguous."""
+    name = exc.__class__.__name__
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return SendError(f"twilio unreachable: {name}")
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.SSLError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+            return SendError(f"twilio unreachable: {reason.__class__.__name__}")
+    return SendError(f"twilio send outcome unknown: {name}", ambiguous=True)
 
 
 def _media_kind(content_type: str) -> str:

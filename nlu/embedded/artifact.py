@@ -23,7 +23,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-ens-11"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-14"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
@@ -57,6 +57,7 @@ class Artifact:
     n_examples: int = 0
     word_head: LinearModel | None = None  # the word-level model of the ensemble
     word_temperature: float = 1.0
+    train_cpu_seconds: float = 0.0  # CPU time, all threads: what training costs, whatever else the machine does
 
     def featurizer(self) -> Featurizer:
         return Featurizer(self.regexes, self.lookups)
@@ -79,7 +80,7 @@ class Artifact:
         meta = {"key": self.key, "intents": list(self.intents), "temperature": self.temperature,
                 "regexes": self.regexes, "lookups": self.lookups, "synonyms": self.synonyms,
                 "train_seconds": self.train_seconds, "n_examples": self.n_examples,
-                "word_temperature": self.word_temperature}
+                "word_temperature": self.word_temperature, "train_cpu_seconds": self.train_cpu_seconds}
         word_head = self.word_head or LinearModel(np.zeros((0, len(self.intents)), np.float32),
                                                   np.zeros(len(self.intents), np.float32))
         words = sorted(self.vocab, key=self.vocab.__getitem__)
@@ -104,7 +105,7 @@ class Artifact:
         return cls(meta["key"], vocab, tuple(meta["intents"]), intent_head, meta["temperature"],
                    language_head, meta["regexes"], meta["lookups"], meta["synonyms"],
                    meta.get("train_seconds", 0.0), meta.get("n_examples", 0),
-                   word_head, meta.get("word_temperature", 1.0))
+                   word_head, meta.get("word_temperature", 1.0), meta.get("train_cpu_seconds", 0.0))
 
 
 def artifact_path(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Path:
@@ -119,6 +120,7 @@ def load_or_train(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Art
             return Artifact.load(path)
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
+    logger.info("training the NLU model for this data (once; about 30 s, `lastmile nlu train` shows progress)")
     artifact = train(load_training_data(data_dir), key=path.stem)
     artifact.save(path)
     for stale in cache_dir.glob("embedded-*.npz"):
@@ -142,9 +144,13 @@ def augment(data: TrainingData, seed: int = 13) -> list[Example]:
                 text = ex.text[: ent.start] + rng.choice(options) + ex.text[ent.end :]
                 out.append(Example(text, ex.intent, ex.language, (), ex.source))
                 break
+    from nlu.by_source import OUTSIDE, source_of
+
     dropout = random.Random(seed + 1)
     for ex in data.examples:
-        if dropout.random() < DROPOUT_SHARE:
+        # outside sources (thousands of out-of-scope assistant queries) get no variants: they
+        # would add time, not coverage
+        if dropout.random() < DROPOUT_SHARE and source_of(ex.source) not in OUTSIDE:
             text = dropout_variant(ex, dropout)
             if text:
                 out.append(Example(text, ex.intent, ex.language, (), ex.source))
@@ -188,7 +194,7 @@ def dropout_variant(example: Example, rng: random.Random) -> str | None:
 def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None] | None = None,
           *, with_language_head: bool = True) -> Artifact:
     """Fit the intent head (temperature from out-of-fold logits) and the language head."""
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     examples = [ex for ex in augment(data) if ex.text.strip()]
     intents = tuple(i for i in INTENTS if any(ex.intent == i for ex in examples)) + tuple(
         sorted({ex.intent for ex in examples} - set(INTENTS)))
@@ -233,7 +239,8 @@ def train(data: TrainingData, key: str = "", progress: Callable[[int, int], None
                                     np.zeros(len(LANGUAGES), np.float32))
     return Artifact(key, vocab, intents, intent_head, temperature, language_head,
                     data.regexes, data.lookups, data.synonyms,
-                    time.perf_counter() - started, len(examples), word_head, word_temperature)
+                    time.perf_counter() - started, len(examples), word_head, word_temperature,
+                    time.process_time() - started_cpu)
 
 
 def _sparse(rows: list[list[tuple[str, float]]], vocab: dict[str, int]) -> SparseRows:
@@ -283,6 +290,12 @@ def _lookup(vocab: dict[str, int], weighted: list[tuple[str, float]]) -> tuple[n
 # with cross-validation (two fold seeds), the dev set and dev2, never on held-out data. With word
 # dropout, 0.25 beats dropout-free training at 0.35 on both cross-validated macro-F1 (0.886 vs
 # 0.885) and false accepts (8.4 % vs 9.1 %); dev 0.970 vs 0.969, dev2 0.976 vs 0.976.
+# 0.20 was tried in December 2026 (issue 10; 11 500 out-of-scope lines in the data, most from
+# outside sources) and not kept: it cut the mean false-action rate of the five English outside sources held out from
+# 2.40 % to 2.03 % at the same in-scope macro-F1 on the two written register batches, but the dev
+# sets showed what the acceptance set's misses are made of, in-scope messages read as
+# out_of_scope (dev 0.9695 -> 0.9685, dev2 0.9828 -> 0.9819; our writers' text held out 0.542 ->
+# 0.535), and 2.40 % is within the target (3 %).
 OUT_OF_SCOPE_VETO = 0.25
 
 

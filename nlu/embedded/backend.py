@@ -21,7 +21,7 @@ from nlu.embedded.artifact import (
 from nlu.langdetect import detect_language
 from nlu.shortcut import parse_shortcut
 from nlu.training_data import DATA_DIR
-from nlu.types import LANGUAGES, Intent
+from nlu.types import LANGUAGES, MAX_PARSE_CHARS, Intent
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ class EmbeddedBackend:
         cfg = nlu_config or {}
         return cls(cfg.get("data_dir") or DATA_DIR, cache_dir=cfg.get("cache_dir") or CACHE_DIR,
                    fallback_threshold=cfg.get("fallback_threshold", DEFAULT_FALLBACK_THRESHOLD))
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, **kwargs) -> EmbeddedBackend:
+        """A backend over an already trained model (evaluation runs; nothing cached)."""
+        backend = cls(**kwargs)
+        backend._featurizer = artifact.featurizer()
+        backend._keywords = keyword_intents(artifact.synonyms)
+        backend._artifact = artifact
+        return backend
 
     @property
     def artifact(self) -> Artifact:
@@ -78,7 +87,7 @@ class EmbeddedBackend:
 
     def parse(self, text: str, locale: str | None = None, timezone: str | None = None,
               *, now: datetime | None = None) -> Intent:
-        text = text or ""
+        text = (text or "")[:MAX_PARSE_CHARS]  # a longer message is understood from its beginning
         shortcut = parse_shortcut(text)
         if shortcut is not None:
             return shortcut

@@ -6,6 +6,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from nlu.embedded.wrappers import placeholders, unwrap
+
 _REPEAT = re.compile(r"(.)\1{2,}")
 _DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -21,8 +23,9 @@ def fold(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """fold(), then squeeze letters repeated 3+ times to 2 and digits to 0."""
-    text = _REPEAT.sub(r"\1\1", fold(text))
+    """fold(), placeholders as words, wrappers off (`wrappers`), then letters repeated 3+ times
+    squeezed to 2 and digits to 0."""
+    text = _REPEAT.sub(r"\1\1", unwrap(placeholders(fold(text))))
     return _DIGIT.sub("0", text)
 
 

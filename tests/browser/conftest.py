@@ -44,11 +44,13 @@ def chromium():
 
 @pytest.fixture
 def open_page(chromium, live_url) -> Iterator[Callable[..., object]]:
-    """`open_page(width, height, stubs={prefix: (type, body)}, **context)`: a page whose requests outside
-    the app are recorded in `page.external`, answered from `stubs` or refused; JS errors in `page.errors`."""
+    """`open_page(width, height, stubs={prefix: (type, body)}, allow=(prefix,), **context)`: a page whose
+    requests outside the app (and the `allow`ed local servers) are recorded in `page.external`, answered
+    from `stubs` or refused; JS errors in `page.errors`."""
     contexts = []
 
-    def factory(width: int, height: int, stubs: Stubs | None = None, **context_options):
+    def factory(width: int, height: int, stubs: Stubs | None = None, *, allow: tuple[str, ...] = (),
+                **context_options):
         context = chromium.new_context(viewport={"width": width, "height": height}, **context_options)
         contexts.append(context)
         page = context.new_page()
@@ -57,7 +59,7 @@ def open_page(chromium, live_url) -> Iterator[Callable[..., object]]:
 
         def route(request_route):
             url = request_route.request.url
-            if url.startswith(live_url):
+            if url.startswith((live_url, *allow)):  # the app, and local servers a test started (`allow`)
                 return request_route.continue_()
             page.external.append(url)
             for prefix, (content_type, body) in page.stubs.items():
@@ -80,3 +82,17 @@ def save_screenshot(page, name: str, tmp_path: Path, *, full_page: bool = False)
     path = target / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def wait_for_js(page, function: str, predicate: Callable[[object], bool], timeout: float = 30) -> object:
+    """Poll `function` (a JS arrow function) from here until `predicate` holds on its value.
+
+    Playwright's wait_for_function runs a predicate that is not true at once through eval, which our pages'
+    Content-Security-Policy forbids (script-src 'self'): it failed whenever an image had not loaded yet."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate(value := page.evaluate(function)):
+        assert time.monotonic() < deadline, f"{function} is still {value!r} after {timeout:.0f} s"
+        time.sleep(0.1)
+    return value

@@ -34,7 +34,7 @@ def laptop(open_page):
 
 @pytest.fixture
 def staff(app, srv, seeded):
-    from bot.console.demo import seed_agents
+    from bot.web.console.demo_support import seed_agents
 
     with app.app_context(), srv.db.session() as session:
         seed_agents(session, PASSWORD)
@@ -86,7 +86,7 @@ def test_agent_takes_an_sms_handoff_replies_and_the_reply_reaches_twilio(
 
 def test_screenshots_of_the_queue_conversation_and_analytics(laptop, console_url, app, client, srv, staff,
                                                              tmp_path):
-    from bot.console.demo import open_demo_handoffs, seed_support
+    from bot.web.console.demo_support import open_demo_handoffs, seed_support
 
     with app.app_context(), srv.db.session() as session:
         seed_support(session)

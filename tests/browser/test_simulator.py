@@ -28,7 +28,7 @@ def send(page, text: str) -> None:
 def test_chat_as_seeded_customers_in_two_languages(open_page, live_url, running, tmp_path):
     page = open_page(420, 820, locale="en-US")
     page.goto(live_url + "/simulator")
-    page.wait_for_function("document.querySelectorAll('#person option').length > 4")
+    page.wait_for_selector("#person option:nth-child(5)", state="attached")  # the seeded people (no eval: CSP)
     assert page.input_value("#phone") == "+15551230001"
     send(page, "where is my parcel?")
     page.wait_for_selector(".msg.out >> text=Your order LM-10001 is out for delivery.", timeout=10_000)

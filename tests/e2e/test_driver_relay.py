@@ -8,7 +8,9 @@ import hashlib
 import hmac
 import json
 
-from tests.test_relay_helpers import (  # noqa: F401  (app_config is a fixture)
+from tests.conftest import PUBLIC_URL, TWILIO_SID, TWILIO_TOKEN
+from tests.messages import quoted
+from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ANA,
     CALLBACK_SECRET,
     DRIVER_PHONE,
@@ -42,7 +44,7 @@ def test_customer_on_whatsapp_and_driver_on_sms(client, srv, providers, seeded, 
     sms(client, ANA, "el código de la puerta es 4512", whatsapp=True)
     srv.dispatcher.drain()
     [to_driver] = texts_to(providers, DRIVER_PHONE)
-    assert f"#{code} (LM-10002) delivery instructions [es]: «el código de la puerta es 4512»" in to_driver
+    assert f"#{code} (LM-10002) delivery instructions [es]: \"el código de la puerta es 4512\"" in to_driver
     assert ANA not in to_driver and "1230002" not in to_driver
     assert len(texts_to(providers, ANA, whatsapp=True)) == 1  # the customer's confirmation
 
@@ -52,13 +54,13 @@ def test_customer_on_whatsapp_and_driver_on_sms(client, srv, providers, seeded, 
     to_customer = [r for r in providers.twilio_messages() if r.value("To") == "whatsapp:" + ANA][-1]
     assert to_customer.value("From") == "whatsapp:+15550100001"
     assert "«Estoy en la puerta, mi número es [" in to_customer.value("Body")
-    assert "9007" not in to_customer.value("Body") and DRIVER_PHONE not in to_customer.value("Body")
+    assert "9007" not in quoted(to_customer.value("Body")) and DRIVER_PHONE not in to_customer.value("Body")
 
     # 3. A reroute the driver accepts: both sides told, the carrier gets a signed event after a 500.
     sms(client, ANA, "por favor entregar en Calle Mayor 12", whatsapp=True)
     srv.dispatcher.drain()
     assert "Accept? Reply YES or NO." in texts_to(providers, DRIVER_PHONE)[-1]
-    providers.fail_next(500, {"error": "carrier down"})
+    providers.fail_next(500, {"error": "carrier down"}, path="/carrier/callback")  # not the SMS sent alongside
     sms(client, DRIVER_PHONE, f"#{code} yes")
     changes = lambda: [r for r in carrier_posts(providers) if b'"address_changed"' in r.body]  # noqa: E731
     drain_until(srv, providers, lambda: len(changes()) >= 2)
@@ -82,12 +84,14 @@ def test_customer_on_whatsapp_and_driver_on_sms(client, srv, providers, seeded, 
     assert len(carrier_posts(providers)) == posts_before
 
     # 5. Delivered with a photo (MMS): proof of delivery on the order, pushed to the carrier.
-    photo = "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM9/Media/ME9"
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+    photo = providers.add_twilio_media(jpeg, "image/jpeg", (TWILIO_SID, TWILIO_TOKEN))
     sms(client, DRIVER_PHONE, f"#{code} delivered", NumMedia="1", MediaUrl0=photo, MediaContentType0="image/jpeg")
     srv.dispatcher.drain()
     order = client.get("/api/v1/orders/LM-10002", headers=auth).get_json()["order"]
     assert order["status"] == "delivered"
-    assert order["proof_of_delivery"]["photo_url"] == photo
+    # Our copy (downloaded with the account's credentials), by a signed link: the carrier can open it.
+    assert client.get(order["proof_of_delivery"]["photo_url"].removeprefix(PUBLIC_URL)).data == jpeg
     assert order["instructions"] == "el código de la puerta es 4512"
     delivered = [verified(r) for r in carrier_posts(providers) if b'"delivered"' in r.body]
-    assert delivered and delivered[-1]["event"]["proof_of_delivery"]["photo_url"] == photo
+    assert delivered and delivered[-1]["event"]["proof_of_delivery"]["photo_url"].startswith(PUBLIC_URL + "/media/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from datetime import datetime
@@ -13,7 +12,6 @@ import pytest
 from nlu import backend_from_config
 from nlu.embedded import EmbeddedBackend
 from nlu.embedded.artifact import artifact_path
-from nlu.training_data import DATA_DIR
 
 
 @pytest.mark.parametrize(("text", "intent"), [
@@ -94,9 +92,32 @@ def test_backend_from_config_reads_the_threshold():
     assert isinstance(backend, EmbeddedBackend) and backend.fallback_threshold == 0.7
 
 
+TINY_DATA = """version: "3.1"
+nlu:
+- intent: track_order
+  examples: |
+    - where is my order
+    - where is my parcel
+    - when will my package arrive
+- intent: greet
+  examples: |
+    - hello
+    - hi there
+    - good morning
+- intent: out_of_scope
+  examples: |
+    - what is the weather like
+    - tell me a joke
+    - book me a flight
+"""
+
+
 def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
+    # The cache's rule, on a few lines of data (two trainings of the shipped data cost ~50 s of CPU; the
+    # shipped model's own cache is exercised by every other test here).
     data, cache = tmp_path / "data", tmp_path / "cache"
-    shutil.copytree(DATA_DIR, data)
+    data.mkdir()
+    (data / "core.yml").write_text(TINY_DATA, encoding="utf-8")
     first = EmbeddedBackend(data, cache_dir=cache)
     assert first.parse("where is my order").name == "track_order"
     old = artifact_path(data, cache)
@@ -104,7 +125,7 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
     again = EmbeddedBackend(data, cache_dir=cache)
     again.artifact  # noqa: B018
     assert list(cache.glob("embedded-*.npz")) == [old]  # loaded, not retrained
-    with (data / "en.yml").open("a", encoding="utf-8") as f:
+    with (data / "core.yml").open("a", encoding="utf-8") as f:
         f.write("- intent: track_order\n  examples: |\n    - zorblax my parcel\n")
     changed = EmbeddedBackend(data, cache_dir=cache)
     changed.artifact  # noqa: B018
@@ -113,9 +134,11 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
 
 
 def test_training_takes_seconds(embedded):
-    # measured ~5 s wall on 2 shared cores under load (docs/nlu.md); the margin is for a
-    # heavily loaded machine
-    assert embedded.artifact.train_seconds < 30
+    # issue 10's limit: under a minute on this 2-core machine (~32 000 examples with variants since the outside
+    # sources; docs/nlu.md has the measurements). CPU time, not wall time: on a loaded shared machine the wall
+    # clock measured the other jobs too (77 s for a ~10 s training under a load of 10), which is a test failing
+    # by chance. A cached model keeps its training times.
+    assert 0 < embedded.artifact.train_cpu_seconds < 60
 
 
 def test_p50_latency_under_1ms(embedded):

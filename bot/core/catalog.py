@@ -1,0 +1,71 @@
+"""Every sentence in the message catalogs, rendered in a locale with realistic values for its placeholders.
+
+What a customer or driver could read, without running a conversation: for checking SMS cost (encoding and
+segments) in every language, and for previews. The sample values are as long as real ones: a full tracking
+link, a Babel-formatted delivery window, a driver's order label."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from babel.messages.pofile import read_po
+
+from bot.core import i18n
+
+LOCALES = ("en", "es", "fr", "de", "pt")
+TRACKING_LINK = "https://track.example-carrier.com/t/" + "Xq3vZ8kLmN0pR5sT7uVwY9aB2cD"  # 160-bit token
+
+
+@dataclass(frozen=True)
+class Rendered:
+    msgid: str
+    locale: str
+    text: str
+
+
+def _samples(now: datetime) -> dict[str, object]:
+    start = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    return {
+        "ref": "LM-10001", "order": "#4821 (LM-10001)", "window": i18n.format_window(start, start + timedelta(hours=2),
+                                                                                   now=now),
+        "when": i18n.format_datetime(start), "text": "the gate code is 4512, leave it behind the blue door",
+        "num": 2, "count": 3, "score": 4, "limit": 5, "minutes": 15, "change": "tomorrow, 3:00",
+        "lang": i18n.current_locale(), "language": i18n.language_name("pl"), "wait": i18n.format_duration(
+            timedelta(minutes=10)), "url": TRACKING_LINK, "link": TRACKING_LINK, "reason": "nobody home",
+        "code": "4821", "note": "left with the neighbour at no. 12", "name": "Ana",
+        "contact": "+1 555 010 0199", "address": "350 5th Ave, New York, 10001",
+        "choice": "deliver it to another address",
+        "codes": "\n".join(f"#{c} (LM-1000{i}, 350 5th Ave)" for i, c in enumerate(("4821", "5310", "7702"), 1)),
+        "size": "10", "types": "JPEG, PNG, GIF, WEBP, PDF",  # bot/media: a file not kept
+    }
+
+
+def msgids() -> list[tuple[str, str | None]]:
+    """(singular, plural or None) for every message in the template catalog."""
+    with open(i18n.TRANSLATIONS_DIR / "messages.pot", "rb") as handle:
+        catalog = read_po(handle)
+    found: list[tuple[str, str | None]] = []
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, tuple | list):
+            found.append((message.id[0], message.id[1]))
+        else:
+            found.append((message.id, None))
+    return found
+
+
+def render_all(locale: str, timezone: str = "America/New_York") -> Iterator[Rendered]:
+    """Each catalog message in `locale`, its placeholders filled with realistic values."""
+    now = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    with i18n.use_locale(locale, timezone):
+        samples = _samples(now)
+        for singular, plural in msgids():
+            if plural is None:
+                text = i18n.gettext(singular)
+                text = text % samples if "%(" in text else text
+            else:
+                text = i18n.ngettext(singular, plural, 2, **{k: v for k, v in samples.items() if k != "num"})
+            yield Rendered(singular, locale, text)

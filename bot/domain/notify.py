@@ -1,0 +1,330 @@
+"""Proactive notifications: carrier events become localized messages on the customer's own channel.
+
+`on_event` is registered in `bot.orders.EVENT_LISTENERS`, so it runs inside the transaction that
+applies an event. Each decision is a `Notification` row: sent (with its outbox message), held
+(quiet hours, rate limit; released by a scheduled job), or skipped (opted out, duplicate, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core import i18n, metrics
+from bot.core.i18n import format_duration, format_window, ngettext
+from bot.core.i18n import gettext as _
+from bot.core.messages import Button, Media, Reply
+from bot.delivery.scheduler import job_now, schedule
+from bot.domain import notify_policies as policy
+from bot.domain import reach
+from bot.domain import status_sentences as sentences
+from bot.domain.conversations import conversation_with
+from bot.domain.order_json import tracking_url
+from bot.domain.recipients import recipient_locale
+from db.models import Conversation, Notification, Order, OrderEvent, Rating, utcnow
+
+logger = logging.getLogger(__name__)
+
+EVENT_KINDS = ("out_for_delivery", "eta_updated", "delayed", "arriving", "delivered", "failed_attempt")
+ETA_KINDS = ("out_for_delivery", "eta_updated", "delayed")
+# A held notification still makes sense at release only while the order is in this state.
+STILL_TRUE = {"out_for_delivery": ("out_for_delivery",), "delayed": ("delayed",), "arriving": ("arriving",),
+              "failed_attempt": ("failed_attempt",), "eta_updated": ("out_for_delivery", "delayed", "arriving"),
+              "delivered": ("delivered",), "rating_prompt": ("delivered",)}
+RELEASE_JOB = "notifications.release"
+RATING_JOB = "ratings.prompt"
+
+
+@dataclass
+class Draft:
+    """A rendered notification: the free-text reply and the variables of its WhatsApp template."""
+
+    reply: Reply
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+def settings() -> dict[str, Any]:
+    return current_app.extensions["lastmile"].config
+
+
+# --- the listener ----------------------------------------------------------------------------
+def on_event(session: Session, order: Order, event: OrderEvent) -> None:
+    """Called by `apply_event` for events that changed the order (stale ones never get here)."""
+    config = settings()
+    if event.type == "delivered" and config["ratings"]["enabled"]:
+        delay = timedelta(minutes=float(config["ratings"]["ask_after_minutes"]))
+        schedule(session, RATING_JOB, utcnow() + delay, {"order_id": order.id}, dedupe_key=f"rating-prompt:{order.id}")
+    if event.type in EVENT_KINDS and config["notifications"]["enabled"]:
+        notify(session, order, event.type, event=event)
+
+
+def notify(session: Session, order: Order, kind: str, *, event: OrderEvent | None = None,
+           now: datetime | None = None) -> Notification:
+    """Decide, record and (unless held or skipped) enqueue one notification about `order`."""
+    record = _decide(session, order, kind, event, now)
+    metrics.NOTIFICATIONS.labels(kind, record.status, record.reason or "").inc()
+    return record
+
+
+def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
+            now: datetime | None) -> Notification:
+    config = settings()
+    now = now or utcnow()
+    customer = order.customer
+    conversation = conversation_with(session, customer) if customer is not None else None
+    record = Notification(order_id=order.id, conversation_id=conversation.id if conversation else None,
+                          event_id=event.id if event else None, kind=kind, created_at=now,
+                          content_key=content_key(kind, event), status="skipped", data=_eta_data(kind, order))
+    # The record joins the session once decided: one INSERT with its outcome, and the checks below (which
+    # look at earlier records) never see it.
+    reason = _skip_reason(session, record, order, conversation, kind, config)
+    if reason:
+        record.reason = reason
+        logger.info("notification %s for order %s skipped: %s", kind, order.id, reason)
+    else:
+        _deliver_or_hold(session, record, order, conversation, now, config)
+    session.add(record)
+    return record
+
+
+def _skip_reason(session: Session, record: Notification, order: Order, conversation: Conversation | None,
+                 kind: str, config: dict[str, Any]) -> str | None:
+    if conversation is None:
+        return "unreachable"
+    if conversation.opted_out:
+        return "opted_out"
+    if kind == "rating_prompt" and conversation.handoff_active:
+        return "in_handoff"
+    previous = session.scalar(
+        select(Notification).where(Notification.order_id == order.id, *_earlier_than(record),
+                                   Notification.reason.is_distinct_from("small_change"))
+        .order_by(Notification.id.desc()).limit(1))
+    if previous is not None and previous.kind == kind and previous.content_key == record.content_key:
+        return "duplicate"
+    if kind == "eta_updated" and not _eta_moved_enough(session, order, record, config):
+        return "small_change"
+    return None
+
+
+def _deliver_or_hold(session: Session, record: Notification, order: Order, conversation: Conversation,
+                     now: datetime, config: dict[str, Any]) -> None:
+    rules = config["notifications"]
+    _locale, timezone = recipient_locale(session, conversation, order, order.customer)
+    release = None
+    if record.kind not in rules["quiet_hours"]["exempt"]:
+        release = policy.quiet_until(now, timezone, rules["quiet_hours"])
+        record.reason = "quiet_hours" if release else None
+    if release is None and record.kind not in rules["rate_limit"]["exempt"]:
+        release = policy.rate_limited_until(session, conversation, now, int(rules["rate_limit"]["per_hour"]))
+        record.reason = "rate_limit" if release else None
+    if release is not None:
+        record.status, record.release_at = "held", release
+        schedule(session, RELEASE_JOB, release, {"conversation_id": conversation.id},
+                 dedupe_key=f"notify-release:{conversation.id}:{release.isoformat()}")
+        logger.info("notification %s for order %s held until %s (%s)", record.kind, order.id,
+                    release.isoformat(), record.reason)
+        return
+    _send(session, record, order, conversation, now, config)
+
+
+def _send(session: Session, record: Notification, order: Order, conversation: Conversation,
+          now: datetime, config: dict[str, Any]) -> None:
+    locale, timezone = recipient_locale(session, conversation, order, order.customer)
+    event = session.get(OrderEvent, record.event_id) if record.event_id else None
+    with i18n.use_locale(locale, timezone):
+        draft = render(record.kind, order, event, conversation, config, now)
+    reply = draft.reply
+    rules = config["notifications"]
+    if conversation.channel == "whatsapp" and not reach.window_open(
+            conversation, now, float(rules["whatsapp_window_hours"])):
+        content_sid = reach.template_for(config, record.kind, locale)
+        if content_sid:  # else reach.send falls back to SMS, or holds it
+            reply = Reply(text=reply.text, template={"content_sid": content_sid, "variables": draft.variables})
+            record.data = {**(record.data or {}), "template": content_sid}
+    reply.expires_after = rules["expires_after"].get(record.kind)  # Twilio's ValidityPeriod for SMS/WhatsApp
+    message = reach.send(session, conversation, reply, config, now=now, order_id=order.id,
+                         data={"notification": record.kind})
+    if message.status == "held":
+        record.status, record.reason = "skipped", "no_whatsapp_route"
+        return
+    record.status, record.reason, record.message_id = "sent", message.data.get("fallback"), message.id
+    if record.release_at is not None:
+        record.release_at = now
+    state = dict(conversation.state or {})
+    if reply.buttons and not reply.template:
+        state["buttons"] = [[b.title, b.payload] for b in reply.buttons]  # '2' on SMS = the second button
+    if record.kind == "rating_prompt":
+        state.update(awaiting="rating", rating_order_id=order.id)
+        state.pop("rating_retries", None)
+    conversation.state = state
+    if record.kind in ("failed_attempt", "delivered", "rating_prompt"):
+        conversation.active_order_id = order.id
+
+
+# --- repeats and ETA changes -----------------------------------------------------------------
+def content_key(kind: str, event: OrderEvent | None) -> str:
+    data = {k: v for k, v in (event.data or {}).items() if k != "location"} if event else {}
+    blob = json.dumps([kind, data], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _eta_data(kind: str, order: Order) -> dict[str, Any]:
+    if kind not in ETA_KINDS or (order.eta_start is None and order.eta_end is None):
+        return {}
+    return {"eta": [_iso(order.eta_start), _iso(order.eta_end)]}
+
+
+def _eta_moved_enough(session: Session, order: Order, record: Notification, config: dict[str, Any]) -> bool:
+    """Compared with the last window the customer was told about (or the promised delivery window)."""
+    told = session.scalars(
+        select(Notification.data).where(Notification.order_id == order.id, *_earlier_than(record),
+                                        Notification.kind.in_(ETA_KINDS), Notification.status.in_(("sent", "held")))
+        .order_by(Notification.id.desc())).all()
+    previous = next((tuple(_dt(v) for v in d["eta"]) for d in told if d and d.get("eta")),
+                    (order.window_start, order.window_end))
+    minutes = float(config["notifications"]["eta_change_minutes"])
+    return policy.eta_moved(previous, (order.eta_start, order.eta_end), minutes)
+
+
+def _earlier_than(record: Notification) -> tuple:
+    """Other records than `record` (not stored yet while being decided, so every stored one is other)."""
+    return (Notification.id != record.id,) if record.id is not None else ()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# --- what the customer reads -----------------------------------------------------------------
+def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conversation,
+           config: dict[str, Any], now: datetime) -> Draft:
+    """The notification in the current locale and time zone (set by the caller)."""
+    data = (event.data if event else None) or {}
+    ref, url = order.ref, tracking_url(config, order)
+    window = format_window(order.eta_start or order.window_start, order.eta_end or order.window_end, now)
+    reason = (data.get("reason") or order.status_reason or "").rstrip(".")
+    buttons: list[Button] = []
+    media: list[Media] = []
+    detail = window
+    if kind == "out_for_delivery":
+        lines = [sentences.out_for_delivery(ref, window)]
+        lines.append(_("Reply here with any instructions for the driver (gate code, safe place)."))
+    elif kind == "eta_updated":
+        lines = [_("New delivery time for your order %(ref)s: %(window)s.", ref=ref, window=window)]
+    elif kind == "delayed":
+        lines = [sentences.delayed(ref, reason, window)]
+    elif kind == "arriving":
+        lines, detail = _arriving(order, now)
+    elif kind == "delivered":
+        lines, media = _delivered(order, conversation, config)
+        detail = order.proof_note or ""
+    elif kind == "failed_attempt":
+        lines = [_("We couldn't deliver your order %(ref)s.", ref=ref)]
+        if reason:
+            lines[0] += " " + _("Reason: %(reason)s.", reason=reason)
+        lines.append(_("What would you like us to do?"))
+        buttons = [Button(_("Another day"), "/reschedule"),
+                   Button(_("Leave it with a neighbour"), '/change_address{"option": "neighbour"}'),
+                   Button(_("A pickup point"), '/change_address{"option": "pickup_point"}')]
+        detail = reason
+    elif kind == "rating_prompt":
+        from bot.domain.ratings import prompt_reply
+
+        reply = prompt_reply(order, conversation.channel)
+        return Draft(reply, {"1": ref, "2": "", "3": url})
+    else:
+        raise ValueError(f"no notification template for {kind!r}")
+    lines.append(_("Track it here: %(url)s", url=url))
+    return Draft(Reply(text="\n".join(lines), buttons=buttons, media=media, prompt=kind if buttons else None),
+                 {"1": ref, "2": detail, "3": url})
+
+
+def _arriving(order: Order, now: datetime) -> tuple[list[str], str]:
+    ref = order.ref
+    if order.stops_away:
+        text = ngettext("Your order %(ref)s is almost there: the driver is %(num)d stop away.",
+                        "Your order %(ref)s is almost there: the driver is %(num)d stops away.",
+                        order.stops_away, ref=ref)
+        return [text], str(order.stops_away)
+    if order.eta_start is not None and order.eta_start - now >= timedelta(minutes=2):
+        minutes = format_duration(order.eta_start - now)
+        return [_("Your order %(ref)s is almost there: the driver is about %(minutes)s away.",
+                  ref=ref, minutes=minutes)], minutes
+    return [_("Your order %(ref)s is almost there: the driver is arriving now.", ref=ref)], ""
+
+
+def _delivered(order: Order, conversation: Conversation, config: dict[str, Any]) -> tuple[list[str], list[Media]]:
+    lines = [_("Your order %(ref)s has been delivered.", ref=order.ref)]
+    if order.proof_note:
+        lines.append(_("Driver's note: %(note)s", note=order.proof_note))
+    media = proof_media(order, conversation, config)
+    photo = policy.photo_url(order)
+    if photo and not media:
+        lines.append(_("Photo: %(url)s", url=photo))
+    lines.append(_("Something wrong? Just reply to this message."))
+    return lines, media
+
+
+def proof_media(order: Order, conversation: Conversation, config: dict[str, Any]) -> list[Media]:
+    """The proof photo as an attachment where the channel carries one: MMS countries, WhatsApp, Telegram."""
+    photo = policy.photo_ref(order)
+    if photo is None:
+        return []
+    if conversation.channel == "sms" and not policy.mms_capable(
+            conversation.address, list(config["notifications"]["mms_countries"])):
+        return []
+    if conversation.channel not in ("sms", "whatsapp", "telegram"):
+        return []
+    return [Media(photo)]
+
+
+# --- scheduled work --------------------------------------------------------------------------
+def release_held(session: Session, payload: dict[str, Any]) -> None:
+    """Send what quiet hours or the rate limit held: per order only the latest, if still true."""
+    config = settings()
+    now = job_now()
+    conversation = session.get(Conversation, payload["conversation_id"])
+    held = session.scalars(
+        select(Notification).where(Notification.conversation_id == payload["conversation_id"],
+                                   Notification.status == "held", Notification.release_at <= now)
+        .order_by(Notification.id)).all()
+    latest: dict[int, Notification] = {}
+    for record in held:
+        if record.order_id in latest:
+            latest[record.order_id].status = "coalesced"
+        latest[record.order_id] = record
+    for record in latest.values():
+        order = session.get(Order, record.order_id)
+        if conversation is None or conversation.opted_out:
+            record.status, record.reason = "skipped", "opted_out"
+        elif order.status not in STILL_TRUE.get(record.kind, (order.status,)):
+            record.status, record.reason = "superseded", f"order is {order.status}"
+        elif record.kind == "rating_prompt" and _rated(session, order):
+            record.status, record.reason = "superseded", "already rated"
+        else:
+            _deliver_or_hold(session, record, order, conversation, now, config)
+
+
+def prompt_rating(session: Session, payload: dict[str, Any]) -> None:
+    """A while after delivery: 'How was your delivery?' unless already rated."""
+    order = session.get(Order, payload["order_id"])
+    if order is None or _rated(session, order):
+        return
+    notify(session, order, "rating_prompt", now=job_now())
+
+
+def _rated(session: Session, order: Order) -> bool:
+    return session.scalar(select(Rating.id).where(Rating.order_id == order.id)) is not None
+

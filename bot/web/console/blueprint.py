@@ -1,0 +1,9 @@
+"""The console's blueprint, which every console view module adds its routes to (bot/console/__init__.py
+registers it and imports the view modules)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+               static_folder="static", static_url_path="/static")
