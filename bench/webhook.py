@@ -171,7 +171,7 @@ def in_process(database_url: str | None, n: int) -> dict[str, float]:
     as in steady traffic). `database_url` None: the bare Flask endpoint."""
     from sqlalchemy import event
 
-    from tests.conftest import PUBLIC_URL, TWILIO_TOKEN, base_config
+    from bot.testing.config import PUBLIC_URL, TWILIO_TOKEN, base_config
 
     validator = RequestValidator(TWILIO_TOKEN)
     if database_url is None:

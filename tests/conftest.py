@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +15,18 @@ import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
+from bot.testing.config import (  # noqa: F401 (the tests import these from here)
+    PUBLIC_URL,
+    SMS_FROM,
+    TELEGRAM_SECRET,
+    TELEGRAM_TOKEN,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    WHATSAPP_FROM,
+    base_config,
+    deep_merge,
+)
 from bot.testing.fakes import FakeProviders
-
-PUBLIC_URL = "https://bot.example.test"
-TWILIO_TOKEN = "test-twilio-auth-token"
-TWILIO_SID = "AC" + "0" * 32
-TELEGRAM_TOKEN = "123456:TEST-telegram-token"
-TELEGRAM_SECRET = "test-telegram-secret"
-SMS_FROM = "+15550100000"
-WHATSAPP_FROM = "whatsapp:+15550100001"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,42 +111,6 @@ def fake() -> Iterator[FakeProviders]:
 def providers(fake: FakeProviders) -> FakeProviders:
     fake.clear()
     return fake
-
-
-def base_config(database_url: str, providers_url: str, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "app": {"public_base_url": PUBLIC_URL},
-        "database": {"url": database_url},
-        "channels": {
-            # 30 s: the fake answers in milliseconds, but on a loaded 2-core machine its thread can wait
-            # seconds for the GIL, and a send timed out becomes `unknown` (reconciled later, so a drain leaves
-            # it). Tests of timeouts set their own (tests/test_outbox_exactly_once.py: 1 s).
-            "twilio": {"account_sid": TWILIO_SID, "api_base_url": providers_url, "sms_from": SMS_FROM,
-                       "whatsapp_from": WHATSAPP_FROM, "timeout": 30},
-            "telegram": {"api_base_url": providers_url, "timeout": 30},
-        },
-        "outbox": {"mode": "thread", "backoff_base": 0.01, "backoff_max": 0.05},
-        # Each app its own spool: parallel workers never replay each other's messages.
-        "spool": {"path": tempfile.mkdtemp(prefix="lastmile-test-spool-")},
-        # Each app its own media folder (never instance/media of the checkout).
-        "media": {"path": tempfile.mkdtemp(prefix="lastmile-test-media-")},
-        # Quiet hours depend on the wall clock; tests that test them enable them with a chosen zone.
-        "notifications": {"quiet_hours": {"enabled": False}},
-        # The daily retention purge is a scheduled job due at a time of day; its tests enable it.
-        "retention": {"enabled": False},
-        "secrets": {"twilio_auth_token": TWILIO_TOKEN, "telegram_bot_token": TELEGRAM_TOKEN,
-                    "telegram_webhook_secret": TELEGRAM_SECRET, "secret_key": "test-secret-key"},
-    }
-    _deep_merge(config, extra)
-    return config
-
-
-def _deep_merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_merge(target[key], value)
-        else:
-            target[key] = value
 
 
 @pytest.fixture
