@@ -24,6 +24,7 @@ from bot.core.messages import Inbound
 from bot.core.services import Services
 from bot.dialogue.turn import Turn
 from bot.domain import conversations, reach, recipients
+from bot.domain.conversation_state import state_of
 from bot.domain.media.records import record_inbound
 from db.models import Conversation, Customer, Driver, Message, Order, utcnow
 from nlu.shortcut import parse_shortcut as nlu_shortcut
@@ -175,7 +176,7 @@ class Engine:
     @staticmethod
     def _reply_locale(conversation: Conversation, inbound: Inbound, intent: Intent, stored: str) -> str:
         """Answer in the language the person writes in, when the text says so clearly."""
-        state = conversation.state or {}
+        state = state_of(conversation)
         if state.get("locale_explicit") or conversation.role == "driver":
             return stored  # a driver's language is set by the carrier; one foreign sentence keeps it
         words = re.findall(r"[^\W\d_]{2,}", inbound.text or "")

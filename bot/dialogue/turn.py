@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.core.messages import Button, Inbound, Media, Reply
 from bot.domain import order_json, reach
 from bot.domain import orders as order_rules
+from bot.domain.conversation_state import ConversationState, remember, state_of
 from db.models import Conversation, Message, Order, utcnow
 from nlu.types import Intent
 
@@ -69,17 +70,12 @@ class Turn:
 
     # --- dialogue state ------------------------------------------------------------------------
     @property
-    def state(self) -> dict[str, Any]:
-        return dict(self.conversation.state or {})
+    def state(self) -> ConversationState:
+        return state_of(self.conversation)
 
     def update_state(self, **values: Any) -> None:
-        state = dict(self.conversation.state or {})
-        for key, value in values.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        self.conversation.state = state  # a new dict, so the JSON column is marked dirty
+        """Set keys of the dialogue state (None removes one); the keys are ConversationState's."""
+        remember(self.conversation, **values)
 
     def expect(self, awaiting: str | None, **values: Any) -> None:
         """Route the next message to the state handler `awaiting` (None: back to intents)."""

@@ -20,6 +20,7 @@ from bot.core.i18n import gettext as _
 from bot.core.messages import Reply
 from bot.delivery.scheduler import schedule
 from bot.domain import helpdesk, reach
+from bot.domain.conversation_state import forget
 from bot.domain.recipients import recipient_locale
 from db.models import Agent, Conversation, Handoff, Message, utcnow
 
@@ -120,10 +121,7 @@ def open_handoff(
     session.add(handoff)
     session.flush()
     conversation.handoff_active = True
-    state = dict(conversation.state or {})
-    for key in ("awaiting", "buttons", "misses", "proof_ref"):
-        state.pop(key, None)
-    conversation.state = state
+    forget(conversation, "awaiting", "buttons", "misses", "proof_ref")
     if notify_customer:
         wait = timedelta(minutes=sla_minutes(priority))
         notify(session, conversation, lambda: _(

@@ -26,6 +26,7 @@ from bot.delivery.scheduler import job_now, schedule
 from bot.domain import notify_policies as policy
 from bot.domain import reach
 from bot.domain import status_sentences as sentences
+from bot.domain.conversation_state import remember
 from bot.domain.conversations import conversation_with
 from bot.domain.order_json import tracking_url
 from bot.domain.recipients import recipient_locale
@@ -158,13 +159,10 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
     record.status, record.reason, record.message_id = "sent", message.data.get("fallback"), message.id
     if record.release_at is not None:
         record.release_at = now
-    state = dict(conversation.state or {})
     if reply.buttons and not reply.template:
-        state["buttons"] = [[b.title, b.payload] for b in reply.buttons]  # '2' on SMS = the second button
+        remember(conversation, buttons=[[b.title, b.payload] for b in reply.buttons])  # '2' on SMS = the 2nd
     if record.kind == "rating_prompt":
-        state.update(awaiting="rating", rating_order_id=order.id)
-        state.pop("rating_retries", None)
-    conversation.state = state
+        remember(conversation, awaiting="rating", rating_order_id=order.id, rating_retries=None)
     if record.kind in ("failed_attempt", "delivered", "rating_prompt"):
         conversation.active_order_id = order.id
 

@@ -14,6 +14,7 @@ from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Reply
 from bot.delivery.scheduler import cancel, job_now
 from bot.domain import handoffs, webhook_endpoints
+from bot.domain.conversation_state import forget, state_of
 from bot.domain.conversations import conversation_with
 from db.models import Conversation, Handoff, Order, Rating, utcnow
 
@@ -75,7 +76,6 @@ def low_rating_without_comment(session: Session, payload: dict[str, Any]) -> Non
     if order is None or rating is None:
         return
     conversation = session.get(Conversation, rating.conversation_id) if rating.conversation_id else None
-    if conversation is not None and (conversation.state or {}).get("awaiting") == "rating_comment":
-        conversation.state = {k: v for k, v in conversation.state.items()
-                              if k not in ("awaiting", "rating_order_id", "rating_low")}
+    if conversation is not None and state_of(conversation).get("awaiting") == "rating_comment":
+        forget(conversation, "awaiting", "rating_order_id", "rating_low")
     escalate_low_rating(session, order, rating, now=job_now())

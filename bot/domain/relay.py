@@ -23,6 +23,7 @@ from bot.core import i18n
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
 from bot.domain import conversations, reach
+from bot.domain.conversation_state import remember, state_of
 from bot.domain.orders import CLOSED_STATUSES, LIVE_STATUSES
 from db.models import (
     Conversation,
@@ -177,17 +178,6 @@ def customer_party(session: Session, order: Order) -> Party | None:
     return _party(session, chosen)
 
 
-def remember(conversation: Conversation, **values: Any) -> None:
-    """Update a conversation's dialogue state (None removes a key) outside its own turn."""
-    state = dict(conversation.state or {})
-    for key, value in values.items():
-        if value is None:
-            state.pop(key, None)
-        else:
-            state[key] = value
-    conversation.state = state
-
-
 # --- relaying -----------------------------------------------------------------------------------
 def relay_to_driver(session: Session, order: Order, text: str, language: str | None,
                     *, kind: str = "message") -> Message | None:
@@ -218,7 +208,7 @@ def relay_to_customer(session: Session, order: Order, text: str, config: dict[st
         frame = _("Your driver (order %(ref)s): «%(text)s»", ref=order.ref, text=mask_phone_numbers(text))
     message = party.send(session, frame, order, sender="driver", media=media)
     minutes = int(config["relay"]["customer_reply_minutes"])
-    if minutes > 0 and not (party.conversation.state or {}).get("awaiting"):
+    if minutes > 0 and not state_of(party.conversation).get("awaiting"):
         until = (now or utcnow()) + timedelta(minutes=minutes)
         remember(party.conversation, awaiting="driver_chat", driver_chat={"order_id": order.id,
                                                                           "until": until.isoformat()})

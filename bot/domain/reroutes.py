@@ -15,6 +15,7 @@ from bot.core.messages import Button
 from bot.delivery.scheduler import cancel, schedule
 from bot.domain import orders as order_rules
 from bot.domain import relay
+from bot.domain.conversation_state import remember, state_of
 from bot.domain.handoffs import open_handoff
 from db.models import Conversation, CustomerRequest, Order, utcnow
 
@@ -61,8 +62,8 @@ def ask_driver(session: Session, order: Order, entry: CustomerRequest, driver: r
                  lang=(entry.language or "?"), text=relay.mask_phone_numbers(entry.text))
         buttons = [Button(_("Yes"), f"#{order.short_code} yes"), Button(_("No"), f"#{order.short_code} no")]
     driver.send(session, text, order, buttons=buttons, data={"request_id": entry.id})
-    pending = [*((driver.conversation.state or {}).get("pending_approvals") or []), entry.id]
-    relay.remember(driver.conversation, pending_approvals=pending, relay_order_id=order.id)
+    pending = [*(state_of(driver.conversation).get("pending_approvals") or []), entry.id]
+    remember(driver.conversation, pending_approvals=pending, relay_order_id=order.id)
     entry.status = "awaiting_driver"
 
 
@@ -150,6 +151,6 @@ def approval_timed_out(session: Session, payload: dict[str, Any]) -> None:
 def _forget_approval(session: Session, order: Order, entry: CustomerRequest) -> None:
     driver = relay.driver_party(session, order)
     if driver is not None:
-        pending = [i for i in (driver.conversation.state or {}).get("pending_approvals") or [] if i != entry.id]
-        relay.remember(driver.conversation, pending_approvals=pending or None)
+        pending = [i for i in state_of(driver.conversation).get("pending_approvals") or [] if i != entry.id]
+        remember(driver.conversation, pending_approvals=pending or None)
 
