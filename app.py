@@ -63,9 +63,11 @@ def create_app(config: dict[str, Any] | None = None, *, start_dispatcher: bool |
     srv.engine = Engine(srv)
     app.extensions["lastmile"] = srv
     from bot.domain.media import MediaService
+    from bot.domain.media.service import SESSION_KEY as MEDIA_KEY
     from bot.web.media import bp as media_bp
 
     srv.extras["media"] = MediaService(settings, database, srv.channels, app.secret_key)
+    database.info[MEDIA_KEY] = srv.extras["media"]  # domain rules find it from their session (media.current)
     app.register_blueprint(media_bp)
 
     from bot.web import api, webhooks

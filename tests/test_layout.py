@@ -35,6 +35,25 @@ def test_the_layer_rule_fails_on_an_upward_arrow():
                                     "nlu.cli:24 -> bot.core.config (nlu and db -> core)"]
 
 
+def _flask_imports(module: str, path) -> list[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level]
+    return [f"{module} imports {name}" for name in names if name == "flask" or name.startswith("flask.")]
+
+
+def test_only_the_web_the_entry_points_and_the_core_glue_know_flask():
+    """The rules (domain), the dialogue, delivery, nlu and db run the same in a web request, a Celery job and a
+    CLI command: they take a Session and find the app's settings and services in it (config_of, registry_of,
+    media.current), never in Flask's current_app. Channels parse Flask requests; core holds the app glue."""
+    free = ("bot.domain", "bot.dialogue", "handlers", "bot.delivery", "nlu", "db")
+    found = [line for module, path in own_modules().items()
+             if any(module == p or module.startswith(p + ".") for p in free) for line in _flask_imports(module, path)]
+    assert found == []
+
+
 def test_every_module_has_a_layer():
     for module in own_modules():
         layer_of(module)

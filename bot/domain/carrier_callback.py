@@ -68,9 +68,6 @@ def push_event(session: Session, order: Order, event: OrderEvent, config: dict[s
 
 def on_order_event(session: Session, order: Order, event: OrderEvent) -> None:
     """EVENT_LISTENERS entry: push changes that did not come from the carrier."""
-    from flask import current_app, has_app_context
-
-    if event.source not in PUSHED_SOURCES or not has_app_context() or "lastmile" not in current_app.extensions:
-        return
-    push_event(session, order, event, current_app.extensions["lastmile"].config)
+    if event.source in PUSHED_SOURCES:
+        push_event(session, order, event, config_of(session))
 

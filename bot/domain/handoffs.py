@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import i18n
+from bot.core.config import config_of
 from bot.core.i18n import gettext as _
 from bot.core.messages import Reply
 from bot.delivery.scheduler import schedule
@@ -42,19 +43,13 @@ class HandoffConflict(Exception):
 
 
 # --- settings and locale -----------------------------------------------------------------------
-def support_settings() -> dict[str, Any]:
-    """The `support:` config section of the running app (config.yml defaults outside one)."""
-    from flask import current_app, has_app_context
-
-    if has_app_context() and "lastmile" in current_app.extensions:
-        return current_app.extensions["lastmile"].config["support"]
-    from bot.core.config import load_config
-
-    return load_config()["support"]
+def support_settings(session: Session) -> dict[str, Any]:
+    """The `support:` config section of the app whose database made `session`."""
+    return config_of(session)["support"]
 
 
-def sla_minutes(priority: int) -> int:
-    return int(support_settings()["sla_minutes"][PRIORITY_NAMES.get(priority, "normal")])
+def sla_minutes(session: Session, priority: int) -> int:
+    return int(support_settings(session)["sla_minutes"][PRIORITY_NAMES.get(priority, "normal")])
 
 
 def notify(session: Session, conversation: Conversation, text_factory, *, agent_id: int | None = None) -> Message:
@@ -111,19 +106,19 @@ def open_handoff(
     if existing is not None:
         if priority < existing.priority:
             existing.priority = priority
-            existing.sla_due_at = min(existing.sla_due_at or now, now + timedelta(minutes=sla_minutes(priority)))
+            existing.sla_due_at = min(existing.sla_due_at or now, now + timedelta(minutes=sla_minutes(session, priority)))
         _record(existing, "reason", now, reason=reason)
         return existing
     order_id = order_id or conversation.active_order_id or _likely_order_id(session, conversation)
     handoff = Handoff(conversation_id=conversation.id, order_id=order_id, reason=reason, priority=priority,
                       status="open", details=dict(details or {}), opened_at=now,
-                      sla_due_at=now + timedelta(minutes=sla_minutes(priority)))
+                      sla_due_at=now + timedelta(minutes=sla_minutes(session, priority)))
     session.add(handoff)
     session.flush()
     conversation.handoff_active = True
     forget(conversation, "awaiting", "buttons", "misses", "proof_ref")
     if notify_customer:
-        wait = timedelta(minutes=sla_minutes(priority))
+        wait = timedelta(minutes=sla_minutes(session, priority))
         notify(session, conversation, lambda: _(
             "I'm passing you to a person from our support team. They usually answer within %(wait)s; "
             "your messages will reach them here.", wait=i18n.format_duration(wait)))
@@ -237,7 +232,7 @@ def _finish(session: Session, handoff: Handoff, status: str, *, by: str, agent_i
 
 # --- idle auto-return --------------------------------------------------------------------------
 def schedule_idle_return(session: Session, handoff: Handoff, after: datetime) -> None:
-    minutes = float(support_settings()["idle_return_minutes"])
+    minutes = float(support_settings(session)["idle_return_minutes"])
     if minutes <= 0:
         return
     run_at = after + timedelta(minutes=minutes)
@@ -251,7 +246,7 @@ def idle_return(session: Session, payload: dict[str, Any], now: datetime | None 
     handoff = session.get(Handoff, payload.get("handoff_id"))
     if handoff is None or handoff.status not in ACTIVE_STATUSES:
         return
-    minutes = float(support_settings()["idle_return_minutes"])
+    minutes = float(support_settings(session)["idle_return_minutes"])
     last = last_agent_activity(session, handoff)
     if minutes > 0 and now - last >= timedelta(minutes=minutes):
         release(session, handoff, by="idle", now=now)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.core.config import config_of
 from bot.delivery.outbox import enqueue_webhook
 from db.models import Conversation, Handoff, Order, utcnow
 
@@ -35,15 +36,8 @@ def verify(body: bytes, secret: str, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(body, secret), header or "")
 
 
-def _settings() -> tuple[str, str, str]:
-    from flask import current_app, has_app_context
-
-    if has_app_context() and "lastmile" in current_app.extensions:
-        config = current_app.extensions["lastmile"].config
-    else:
-        from bot.core.config import load_config
-
-        config = load_config()
+def _settings(session: Session) -> tuple[str, str, str]:
+    config = config_of(session)
     return (str(config["support"]["webhook_url"]), str(config["secrets"].get("support_webhook_secret") or ""),
             str(config["app"]["public_base_url"]).rstrip("/"))
 
@@ -78,7 +72,7 @@ def handoff_event(session: Session, event: str, handoff: Handoff, conversation: 
     from bot.delivery import webhook_signing
     from bot.domain import webhook_endpoints
 
-    url, secret, base_url = _settings()
+    url, secret, base_url = _settings(session)
     data = handoff_payload(session, event, handoff, conversation, base_url)
     webhook_endpoints.emit(session, event, data)
     if not url:

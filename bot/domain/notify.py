@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import i18n, metrics
+from bot.core.config import config_of
 from bot.core.i18n import format_duration, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
@@ -52,14 +52,10 @@ class Draft:
     variables: dict[str, str] = field(default_factory=dict)
 
 
-def settings() -> dict[str, Any]:
-    return current_app.extensions["lastmile"].config
-
-
 # --- the listener ----------------------------------------------------------------------------
 def on_event(session: Session, order: Order, event: OrderEvent) -> None:
     """Called by `apply_event` for events that changed the order (stale ones never get here)."""
-    config = settings()
+    config = config_of(session)
     if event.type == "delivered" and config["ratings"]["enabled"]:
         delay = timedelta(minutes=float(config["ratings"]["ask_after_minutes"]))
         schedule(session, RATING_JOB, utcnow() + delay, {"order_id": order.id}, dedupe_key=f"rating-prompt:{order.id}")
@@ -77,7 +73,7 @@ def notify(session: Session, order: Order, kind: str, *, event: OrderEvent | Non
 
 def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
             now: datetime | None) -> Notification:
-    config = settings()
+    config = config_of(session)
     now = now or utcnow()
     customer = order.customer
     conversation = conversation_with(session, customer) if customer is not None else None
@@ -291,7 +287,7 @@ def proof_media(order: Order, conversation: Conversation, config: dict[str, Any]
 # --- scheduled work --------------------------------------------------------------------------
 def release_held(session: Session, payload: dict[str, Any]) -> None:
     """Send what quiet hours or the rate limit held: per order only the latest, if still true."""
-    config = settings()
+    config = config_of(session)
     now = job_now()
     conversation = session.get(Conversation, payload["conversation_id"])
     held = session.scalars(

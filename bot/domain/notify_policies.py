@@ -73,7 +73,7 @@ def photo_url(order: Order, *, page: bool = False) -> str | None:
     reference = photo_ref(order, stored_only=page)
     if media.ref_id(reference) is None:
         return reference
-    service = media.current()
+    service = media.current(object_session(order))
     return service.public(reference, page=page) if service is not None else None
 
 
@@ -85,7 +85,8 @@ def shared_event_data(event: OrderEvent) -> dict[str, Any]:
     media_id = media.ref_id(proof.get("photo_url")) if isinstance(proof, dict) else None
     if media_id is None:
         return data
-    session, service = object_session(event), media.current()
+    session = object_session(event)
+    service = media.current(session)
     row = session.get(MediaFile, media_id) if session is not None else None
     mine = row is not None and row.order_id == event.order_id and service is not None
     data["proof_of_delivery"] = {**proof, "photo_url": service.url(media_id) if mine else None}

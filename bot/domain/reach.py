@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.config import config_of
 from bot.core.messages import Reply
 from bot.delivery.outbox import enqueue_reply, queue_message
 from bot.domain import conversations
@@ -77,22 +78,11 @@ def can_send_sms(config: dict[str, Any]) -> bool:
     return bool(twilio.get("sms_from") or twilio.get("messaging_service_sid"))
 
 
-def _running_config() -> dict[str, Any]:
-    """The running app's configuration (config.yml and the environment outside one, as in a CLI command)."""
-    from flask import current_app, has_app_context
-
-    if has_app_context() and "lastmile" in current_app.extensions:
-        return current_app.extensions["lastmile"].config
-    from bot.core.config import load_config
-
-    return load_config()
-
-
 def send(session: Session, conversation: Conversation, reply: Reply, config: dict[str, Any] | None = None, *,
          now: datetime | None = None, data: dict[str, Any] | None = None, **enqueue: Any) -> Message:
     """Queue `reply` for `conversation`, or its SMS twin, or hold it (see the module's rules)."""
     if config is None:
-        config = _running_config()
+        config = config_of(session)
     now = now or utcnow()
     hours = float(config["notifications"]["whatsapp_window_hours"])
     if conversation.channel != "whatsapp" or reply.template:

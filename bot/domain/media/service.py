@@ -24,6 +24,8 @@ from db.models import Conversation, MediaFile, utcnow
 from db.session import Database
 
 logger = logging.getLogger(__name__)
+
+SESSION_KEY = "media"  # session.info key of the running app's MediaService (create_app sets it)
 logging.getLogger("urllib3").setLevel(logging.WARNING)  # its DEBUG lines carry URLs (Telegram's have the token)
 
 # What the first bytes of a file say it is: the provider's Content-Type is a claim, these are the facts.
@@ -212,7 +214,7 @@ def forget(session: Session, rows: list[MediaFile]) -> int:
     for row in rows:
         session.delete(row)
     if keys:
-        service = current()
+        service = current(session)
         store = service.store if service is not None else _store_outside_app()
         sa_event.listen(session, "after_commit", lambda _session: delete_files(store, keys), once=True)
     return len(rows)
@@ -237,16 +239,15 @@ def delete_files(store: MediaStore, keys: list[str]) -> int:
     return deleted
 
 
-def web_links(references: list[str], *, page: bool = True) -> list[str]:
+def web_links(session: Session | None, references: list[str], *, page: bool = True) -> list[str]:
     """Links a page can show for stored references: ours signed (a file stored or on its way; not one that
     was refused or could not be had), http(s) kept, anything else dropped."""
-    service = current()
+    service = current(session)
     ours = [links.ref_id(r) for r in references if links.ref_id(r) is not None]
     showable: set[int] = set()
-    if ours and service is not None:
-        with service.db.read_session() as session:
-            showable = set(session.scalars(select(MediaFile.id).where(
-                MediaFile.id.in_(ours), MediaFile.status.in_(("pending", "stored")))))
+    if ours and service is not None and session is not None:
+        showable = set(session.scalars(select(MediaFile.id).where(
+            MediaFile.id.in_(ours), MediaFile.status.in_(("pending", "stored")))))
     found = []
     for reference in references:
         media_id = links.ref_id(reference)
@@ -258,10 +259,7 @@ def web_links(references: list[str], *, page: bool = True) -> list[str]:
     return found
 
 
-def current() -> MediaService | None:
-    """The running app's media service (None outside an app)."""
-    from flask import current_app, has_app_context
-
-    if has_app_context() and "lastmile" in current_app.extensions:
-        return current_app.extensions["lastmile"].extras.get("media")
-    return None
+def current(session: Session | None) -> MediaService | None:
+    """The media service of the app whose database made `session` (create_app puts it in the sessions' info);
+    None for a session made elsewhere or none at all."""
+    return session.info.get(SESSION_KEY) if session is not None else None

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import case, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from bot.domain.handoffs import ACTIVE_STATUSES, PRIORITY_NAMES
 from bot.domain.media.service import web_links
@@ -123,7 +123,7 @@ def message_json(message: Message, agents: dict[int, str] | None = None) -> dict
         # Not sent (held outside WhatsApp's window, or failed for good): the agent must see why.
         "problem": message.error_message if message.status in ("held", "failed") else None,
         "fallback": (message.data or {}).get("fallback"),
-        "media": [url for url in web_links([m["url"] for m in (message.data or {}).get("media", [])
+        "media": [url for url in web_links(object_session(message), [m["url"] for m in (message.data or {}).get("media", [])
                                             if isinstance(m, dict) and isinstance(m.get("url"), str)])
                   if url.startswith("/media/") or is_web_url(url)],
     }
