@@ -6,7 +6,7 @@
     .venv/bin/python bench/nlu.py --rasa-epochs 30    # nlu/rasa/config.yml with fewer DIET epochs
 
 Both backends are trained from scratch (the embedded one into a temporary cache), then
-evaluated with nlu.evaluate on tests/nlu/heldout. Rasa is trained and served from
+evaluated with nlu.evaluate on nlu/evaluation/heldout. Rasa is trained and served from
 .venv-rasa (make rasa-venv) and queried over HTTP through RasaBackend, set up as in
 production (the embedded backend as fallback and language detector; a fallback during
 the bench is an error). Memory is peak RSS: of this process for the embedded backend
@@ -46,7 +46,7 @@ WARM_UP = ("hello", "hola", "bonjour", "hallo", "olá", "where is my parcel LM12
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "nlu" / "data")
-    parser.add_argument("--heldout", type=Path, default=REPO_ROOT / "tests" / "nlu" / "heldout")
+    parser.add_argument("--heldout", type=Path, default=REPO_ROOT / "nlu" / "evaluation" / "heldout")
     parser.add_argument("--rasa-config", type=Path, default=CONFIG)
     parser.add_argument("--rasa-epochs", type=int, help="override the DIET epochs of --rasa-config")
     parser.add_argument("--rasa-timeout", type=float, default=3 * 3600,

@@ -12,7 +12,7 @@ import click
 
 logger = logging.getLogger(__name__)
 
-HELDOUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "nlu" / "heldout"
+HELDOUT_DIR = Path(__file__).resolve().parent / "evaluation" / "heldout"
 DEV_DIR = HELDOUT_DIR.parent / "dev"
 
 nlu_group = click.Group("nlu", help="The intent layer: train, evaluate and try the NLU backends.")

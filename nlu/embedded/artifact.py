@@ -18,6 +18,7 @@ import numpy as np
 
 from nlu.embedded.features import Featurizer, fold
 from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature, softmax
+from nlu.sources import OUTSIDE, source_of
 from nlu.training_data import DATA_DIR, Example, TrainingData, fingerprint, load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
@@ -144,8 +145,6 @@ def augment(data: TrainingData, seed: int = 13) -> list[Example]:
                 text = ex.text[: ent.start] + rng.choice(options) + ex.text[ent.end :]
                 out.append(Example(text, ex.intent, ex.language, (), ex.source))
                 break
-    from nlu.by_source import OUTSIDE, source_of
-
     dropout = random.Random(seed + 1)
     for ex in data.examples:
         # outside sources (thousands of out-of-scope assistant queries) get no variants: they

@@ -9,7 +9,7 @@ Each PATH is a git directory (a bare clone) of the source repository; the commit
 printed into the file header. Nothing is downloaded here. The relabelling rules are the tables
 below and are described in `nlu/data/SOURCES.md`; a line is dropped (not relabelled) when the rule
 says so, when it mentions a delivery word (`DOMAIN_WORDS`: such a line, out of its context, may
-well be a request for us) or when it is (folded) a line of tests/nlu/heldout, dev or dev2.
+well be a request for us) or when it is (folded) a line of nlu/evaluation/heldout, dev or dev2.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from nlu.embedded.features import fold
 from nlu.evaluate import load_examples
 from nlu.training_data import DATA_DIR
 
-TESTS = Path(__file__).resolve().parents[2] / "tests" / "nlu"
+EVALUATION = Path(__file__).resolve().parents[1] / "evaluation"
 
 # HWU64 (NLU-Evaluation-Data): intent -> our intent, None = dropped; unlisted = out_of_scope
 HWU64_LABELS: dict[str, str | None] = {
@@ -255,7 +255,7 @@ def nlupp(git_dir: str) -> list[tuple[str, str]]:
 
 
 def test_lines() -> set[str]:
-    return {fold(e.text).strip() for name in ("heldout", "dev", "dev2") for e in load_examples(TESTS / name)}
+    return {fold(e.text).strip() for name in ("heldout", "dev", "dev2") for e in load_examples(EVALUATION / name)}
 
 
 def clean(rows: list[tuple[str, str]], forbidden: set[str]) -> list[tuple[str, str]]:

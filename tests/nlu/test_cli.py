@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from nlu.cli import nlu_group
 
-HELDOUT_EN = Path(__file__).parent / "heldout" / "en.yml"
+HELDOUT_EN = Path(__file__).resolve().parents[2] / "nlu" / "evaluation" / "heldout" / "en.yml"
 
 
 def test_parse_prints_json_lines(embedded):

@@ -12,7 +12,7 @@ from nlu.evaluate import load_examples
 from nlu.training_data import load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
-HERE = Path(__file__).parent
+SETS_DIR = Path(__file__).resolve().parents[2] / "nlu" / "evaluation"
 SETS = {"dev": 10, "dev2": 8, "heldout": 15}  # each set, and its fewest examples per intent and language
 
 
@@ -23,7 +23,7 @@ def training_texts() -> set[str]:
 
 @pytest.mark.parametrize("name", SETS)
 def test_covers_every_intent_and_language(name):
-    examples = load_examples(HERE / name)
+    examples = load_examples(SETS_DIR / name)
     for language in LANGUAGES:
         for intent in INTENTS:
             n = sum(1 for e in examples if e.language == language and e.intent == intent)
@@ -32,5 +32,5 @@ def test_covers_every_intent_and_language(name):
 
 @pytest.mark.parametrize("name", SETS)
 def test_sentences_are_not_training_sentences(name, training_texts):
-    copied = [e.text for e in load_examples(HERE / name) if len(e.text.split()) >= 3 and fold(e.text) in training_texts]
+    copied = [e.text for e in load_examples(SETS_DIR / name) if len(e.text.split()) >= 3 and fold(e.text) in training_texts]
     assert not copied

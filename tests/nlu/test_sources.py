@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.by_source import OUTSIDE, OWN, WRITTEN, source_of
+from nlu.sources import OUTSIDE, OWN, WRITTEN, source_of
 from nlu.tools.import_outside import (
     DOMAIN_WORDS,
     NLUPP_LABELS,

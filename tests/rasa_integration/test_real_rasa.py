@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.rasa, pytest.mark.timeout(2700)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("LASTMILE_RASA_DATA", REPO_ROOT / "nlu" / "data"))
-HELDOUT_DIR = REPO_ROOT / "tests" / "nlu" / "heldout"
+HELDOUT_DIR = REPO_ROOT / "nlu" / "evaluation" / "heldout"
 # Few epochs on 2 cores: well below the embedded classifier; a floor, not a target.
 MACRO_F1_FLOOR = 0.6
 
