@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 
 from db.models import Base, Message
 from tests.conftest import base_config, post_telegram, post_twilio, telegram_update, twilio_params
-from tests.test_tracking_page import csrf_of, path_of
-from tests.test_tracking_page import order as order  # noqa: F401  (fixture)
+from tests.tracking_helpers import csrf_of, path_of
+from tests.tracking_helpers import order as order  # noqa: F401  (fixture)
 
 DEEP = "[" * 50_000 + "]" * 50_000
 
@@ -223,7 +223,7 @@ def test_helpdesk_ids_and_bodies(client, srv, agent_auth):
 
 
 # --- the tracking page's forms ---------------------------------------------------------------------
-def test_tracking_forms_with_hostile_values(client, srv, auth, order):  # noqa: F811
+def test_tracking_forms_with_hostile_values(client, srv, auth, order):
     from tests.notify_helpers import post_event
 
     page = client.get(path_of(order)).get_data(as_text=True)

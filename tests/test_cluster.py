@@ -26,7 +26,7 @@ from tests.conftest import (
     twilio_params,
     twilio_signature,
 )
-from tests.test_metrics import scrape, total
+from tests.metrics_helpers import scrape, total
 
 DATABASE = os.environ.get("TEST_DATABASE_URL")
 REDIS = os.environ.get("TEST_REDIS_URL")

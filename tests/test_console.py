@@ -5,36 +5,13 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
 from sqlalchemy import func, select
 
-from bot.web.console.agents import create_agent
 from db.models import Conversation, Handoff, Message, OutboxItem
 from tests.conftest import post_twilio, twilio_params
+from tests.console_helpers import PASSWORD, agents, csrf_of, post_action, sign_in  # noqa: F401  (agents is a fixture)
 
 ALICE = "+15551230001"
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def agents(srv):
-    with srv.db.session() as session:
-        create_agent(session, "sam", PASSWORD, name="Sam Patel")
-        create_agent(session, "jo", PASSWORD, name="Jo Kim")
-        create_agent(session, "maria", PASSWORD, role="supervisor", name="Maria Lopez")
-
-
-def csrf_of(client, path="/console/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client, username="sam", password=PASSWORD, *, ip="10.0.0.1"):
-    token = csrf_of(client)
-    return client.post("/console/login", data={"username": username, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": ip})
-
-
 def customer_asks_for_a_person(client, text="I want to talk to a person"):
     assert post_twilio(client, twilio_params(ALICE, text)).status_code == 200
 
@@ -42,11 +19,6 @@ def customer_asks_for_a_person(client, text="I want to talk to a person"):
 def conversation_id(srv) -> int:
     with srv.db.session() as session:
         return session.scalar(select(Conversation.id).where(Conversation.address == ALICE))
-
-
-def post_action(client, path, **data):
-    token = csrf_of(client, "/console/")
-    return client.post(path, data={"csrf_token": token, **data})
 
 
 def count(srv, model, *where):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_console import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
+from tests.console_helpers import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
 
 pytestmark = pytest.mark.usefixtures("agents")
 

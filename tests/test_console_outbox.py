@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from db.models import AuditEntry, OutboxItem
 from tests.conftest import post_twilio, twilio_params
-from tests.test_console import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
+from tests.console_helpers import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
 
 ALICE = "+15551230001"
 pytestmark = pytest.mark.usefixtures("agents")

@@ -19,8 +19,8 @@ from bot.core.config import ConfigError
 from bot.web.console.agents import create_agent
 from db.models import AuditEntry, Conversation, Order, VerificationAttempt, utcnow
 from tests.conftest import base_config, post_twilio, twilio_params
+from tests.console_helpers import PASSWORD, csrf_of, post_action, sign_in
 from tests.notify_helpers import post_event, put_order
-from tests.test_console import PASSWORD, csrf_of, post_action, sign_in
 
 
 @pytest.fixture

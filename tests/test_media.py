@@ -7,9 +7,7 @@ language; covered by the privacy export, erasure and retention."""
 from __future__ import annotations
 
 import re
-import struct
 import time
-import zlib
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +18,7 @@ from sqlalchemy import select, update
 from bot.domain.media import links
 from db.models import MediaFile, OutboxItem, utcnow
 from tests.conftest import PUBLIC_URL, TELEGRAM_TOKEN, TWILIO_SID, TWILIO_TOKEN, base_config
+from tests.media_helpers import png
 from tests.relay_helpers import (
     ALICE,
     CALLBACK_SECRET,
@@ -35,16 +34,6 @@ from tests.relay_helpers import (
 )
 
 DRIVER_CHAT = 7007
-
-
-def png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (200, 120, 40)) -> bytes:
-    """A real PNG (a browser draws it), built by hand."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 PHOTO = png()

@@ -11,20 +11,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import post_twilio, twilio_params
+from tests.metrics_helpers import scrape, total
 from tests.servers import lastmile_serve, server_env
-
-
-def scrape(text: str) -> dict[tuple[str, tuple], float]:
-    samples: dict[tuple[str, tuple], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def total(samples: dict, name: str, **labels: str) -> float:
-    return sum(value for (n, found), value in samples.items()
-               if n == name and all((k, v) in found for k, v in labels.items()))
 
 
 def test_metrics_count_requests_sends_and_queues(client, srv, providers, seeded):

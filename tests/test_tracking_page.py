@@ -9,23 +9,7 @@ from sqlalchemy import select
 
 from db.models import CustomerRequest, Handoff, Order, OrderEvent, Rating
 from tests.notify_helpers import eta, post_event, put_order
-
-
-@pytest.fixture
-def order(client, auth):
-    body = put_order(client, auth)
-    post_event(client, auth, "LM-1", "driver_assigned", driver_ref="D-9")
-    post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60),
-               location={"lat": 40.7484, "lng": -73.9857})
-    return body
-
-
-def path_of(order: dict) -> str:
-    return order["tracking_url"].removeprefix("https://bot.example.test")
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+from tests.tracking_helpers import csrf_of, order, path_of  # noqa: F401  (order is a fixture)
 
 
 def test_the_page_shows_status_eta_timeline_and_map(client, order):

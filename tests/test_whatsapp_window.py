@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from db.models import Conversation, Message, utcnow
 from tests.conftest import base_config, post_twilio, twilio_params
+from tests.console_helpers import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
 from tests.notify_helpers import eta, notifications, post_event, put_order
-from tests.test_console import agents, post_action, sign_in  # noqa: F401  (agents is a fixture)
 
 ANA = "+15557770001"
 pytestmark = pytest.mark.usefixtures("agents")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from tests.browser.conftest import wait_for_js
 from tests.conftest import TELEGRAM_TOKEN, post_telegram, telegram_update
+from tests.media_helpers import png
 from tests.notify_helpers import eta, post_event, put_order
 from tests.relay_helpers import drain_until
-from tests.test_media import png
 
 DRIVER_CHAT = 9009
 
