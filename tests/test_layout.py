@@ -117,3 +117,18 @@ def test_nothing_registers_at_import_time():
             "            any(k in vars(m) for k in ('EVENT_LISTENERS', 'JOBS', 'INTENT_HANDLERS', 'ORDER_ACTIONS'))]\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in helper modules (tests/*_helpers.py, tests/servers.py, bot/testing/), so running
+    or reading one test module never runs or needs another's tests."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(ROOT)} imports {name}" for name in names
+                      if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
+    assert found == []
