@@ -191,3 +191,48 @@ def test_each_documented_variable_sets_its_key(variable):
     for part in path:
         node = node[part]
     assert node == expected and type(node) is type(expected)
+
+
+# --- every setting from the environment, and secrets from files --------------------------------------------------
+def test_any_setting_by_the_generic_rule_typed_by_its_default():
+    config = load_config(environ={"LASTMILE__OUTBOX__LEASE_SECONDS": "120", "lastmile__app__demo": "yes",
+                                  "LASTMILE__MEDIA__TYPES": '["image/png", "image/jpeg"]',
+                                  "LASTMILE__OUTBOX__PACING": '{"sms": 1}',
+                                  "LASTMILE__CHANNELS__TWILIO__SMS_FROM": "+15550100000"})
+    assert config["outbox"]["lease_seconds"] == 120 and config["app"]["demo"] is True
+    assert config["media"]["types"] == ["image/png", "image/jpeg"]
+    assert config["outbox"]["pacing"]["sms"] == 1.0 and config["outbox"]["pacing"]["whatsapp"] == 0.0  # merged
+    assert config["channels"]["twilio"]["sms_from"] == "+15550100000"  # text stays text
+
+
+@pytest.mark.parametrize("environ, named", [
+    ({"LASTMILE__OUTBOX__NOPE": "1"}, "LASTMILE__OUTBOX__NOPE"),
+    ({"LASTMILE__OUTBOX_LEASE_SECONDS": "1"}, "LASTMILE__OUTBOX_LEASE_SECONDS"),  # one underscore: no such level
+    ({"LASTMILE__OUTBOX": '{"nope": 1}'}, "outbox.nope"),
+    ({"LASTMILE__OUTBOX": "[1]"}, "LASTMILE__OUTBOX"),
+    ({"LASTMILE__OUTBOX__LEASE_SECONDS": "soon"}, "LASTMILE__OUTBOX__LEASE_SECONDS"),
+    ({"LASTMILE__MEDIA__TYPES": "image/png"}, "LASTMILE__MEDIA__TYPES"),
+    ({"LASTMILE__SECRETS__TWILIO_AUTH_TOKEN": "x"}, "LASTMILE__SECRETS__TWILIO_AUTH_TOKEN"),  # secrets: named only
+    ({"LASTMILE__OUTBOX__MODE": "carrier-pigeon"}, "outbox.mode"),
+])
+def test_a_bad_generic_variable_stops_start_up_naming_it(environ, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_config(environ=environ)
+
+
+def test_secrets_and_urls_with_credentials_from_files(tmp_path):
+    (tmp_path / "token").write_text("tok-from-file\n", encoding="utf-8")
+    (tmp_path / "db").write_text("postgresql://lastmile:pw@db/lastmile", encoding="utf-8")
+    config = load_config(environ={"TWILIO_AUTH_TOKEN_FILE": str(tmp_path / "token"),
+                                  "DATABASE_URL_FILE": str(tmp_path / "db")})
+    assert config["secrets"]["twilio_auth_token"] == "tok-from-file"  # without the file's newline
+    assert config["database"]["url"] == "postgresql://lastmile:pw@db/lastmile"
+
+
+def test_a_secret_file_that_cannot_be_read_or_given_twice_is_refused_without_its_content(tmp_path):
+    with pytest.raises(ConfigError, match=r"LASTMILE_SECRET_KEY_FILE: cannot read .*missing"):
+        load_config(environ={"LASTMILE_SECRET_KEY_FILE": str(tmp_path / "missing")})
+    (tmp_path / "key").write_text("hunter2", encoding="utf-8")
+    with pytest.raises(ConfigError, match="LASTMILE_SECRET_KEY and LASTMILE_SECRET_KEY_FILE") as refused:
+        load_config(environ={"LASTMILE_SECRET_KEY_FILE": str(tmp_path / "key"), "LASTMILE_SECRET_KEY": "other"})
+    assert "hunter2" not in str(refused.value) and "other" not in str(refused.value)

@@ -69,6 +69,18 @@ SECRET_ENV: dict[str, str] = {
     "LASTMILE_MEDIA_S3_SECRET_ACCESS_KEY": "media_s3_secret_access_key",
 }
 
+# Every other setting from the environment: LASTMILE__<SECTION>__<KEY>[__<SUBKEY>...], any case, double
+# underscores between levels (LASTMILE__OUTBOX__LEASE_SECONDS=120 sets outbox.lease_seconds). A list is given as
+# JSON; so is a section, merged over its settings (LASTMILE__OUTBOX__PACING='{"sms": 1}'). A name that matches no
+# setting stops start-up, naming the variable.
+GENERIC_PREFIX = "LASTMILE__"
+
+# Values that may hold credentials can also be read from a file: NAME_FILE=/run/secrets/x (Docker and
+# Kubernetes secrets). The file's content is the value, without its trailing newline; NAME and NAME_FILE together
+# are refused.
+FILE_SUFFIX = "_FILE"
+FILE_VARIABLES = (*SECRET_ENV, "DATABASE_URL", "LASTMILE_CELERY_BROKER_URL")
+
 # Text settings that may instead be given per language, as a mapping of language -> text (and "default").
 PER_LANGUAGE = ("notifications.whatsapp_templates.", "notifications.whatsapp_quick_replies.")
 
@@ -90,7 +102,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build the effective configuration and validate it."""
-    environ = os.environ if environ is None else environ
+    environ = _read_files(os.environ if environ is None else environ)
     schema = _read_yaml(DEFAULT_CONFIG_PATH)
     config = copy.deepcopy(schema)
     extra_path = environ.get("LASTMILE_CONFIG")
@@ -102,6 +114,8 @@ def load_config(
     for env_name, dotted in ENV_OVERRIDES.items():
         if environ.get(env_name) not in (None, ""):
             _set_dotted(config, dotted, environ[env_name], schema, env_name)
+    for env_name in sorted(name for name in environ if name.upper().startswith(GENERIC_PREFIX)):
+        _set_generic(config, env_name, environ[env_name], schema)
     if overrides:
         _merge(config, dict(overrides), schema, prefix="")
     secrets = {key: environ.get(env, "") for env, key in SECRET_ENV.items()}
@@ -109,6 +123,53 @@ def load_config(
     config["secrets"] = secrets
     _validate(config)
     return config
+
+
+def _read_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment with each NAME_FILE of FILE_VARIABLES replaced by NAME = the file's content."""
+    given = [name for name in FILE_VARIABLES if environ.get(name + FILE_SUFFIX)]
+    if not given:
+        return environ
+    resolved = dict(environ)
+    for name in given:
+        variable = name + FILE_SUFFIX
+        if environ.get(name):
+            raise ConfigError(f"{name} and {variable} are both set: keep one")
+        try:
+            resolved[name] = Path(environ[variable]).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:  # the message names the variable and the path, never content
+            raise ConfigError(f"{variable}: cannot read {environ[variable]} ({exc.__class__.__name__})") from None
+        del resolved[variable]
+    return resolved
+
+
+def _generic_key(env_name: str, schema: dict[str, Any]) -> str:
+    """LASTMILE__OUTBOX__LEASE_SECONDS -> outbox.lease_seconds, if config.yml has that setting."""
+    parts = [part.lower() for part in env_name[len(GENERIC_PREFIX):].split("__")]
+    node: Any = schema
+    for part in parts:
+        if not part or not isinstance(node, dict) or part not in node or part == "secrets":
+            raise ConfigError(f"{env_name}: no setting {'.'.join(parts)} in config.yml "
+                              f"(levels are separated by two underscores)")
+        node = node[part]
+    return ".".join(parts)
+
+
+def _set_generic(config: dict[str, Any], env_name: str, raw: str, schema: dict[str, Any]) -> None:
+    """One LASTMILE__... variable: a setting read by its default's type, or a section merged from JSON."""
+    dotted = _generic_key(env_name, schema)
+    section = get(schema, dotted)
+    if not isinstance(section, dict):
+        _set_dotted(config, dotted, raw, schema, env_name)
+        return
+    try:
+        value = _parse_env(raw, section)
+        target = config
+        for part in dotted.split("."):
+            target = target.setdefault(part, {})
+        _merge(target, value, section, prefix=f"{dotted}.")
+    except ConfigError as exc:
+        raise ConfigError(f"{env_name} ({exc})") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -144,6 +205,16 @@ def _parse_env(raw: str, default: Any) -> Any:
             return float(word)
         except ValueError:
             raise ConfigError(f"expected a number, got {raw!r}") from None
+    if isinstance(default, (list, dict)):
+        import json
+
+        try:
+            value = json.loads(word)
+        except ValueError:
+            raise ConfigError(f"expected JSON ({type(default).__name__}), got {raw!r}") from None
+        if not isinstance(value, type(default)):
+            raise ConfigError(f"expected a JSON {type(default).__name__}, got {raw!r}")
+        return value
     return raw
 
 
