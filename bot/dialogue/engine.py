@@ -72,11 +72,14 @@ class Engine:
                 return Outcome(duplicate=True)
             intent = self._understand(self._text_to_understand(looked.state, inbound), looked.locale,
                                       looked.timezone)
-            outcome = self._store_and_answer(inbound, intent, looked)
+            outcome = self._store_and_answer(inbound, (looked, intent))
             if outcome is not None:
                 return self._done(inbound, outcome)
         # the conversation kept changing under us (a burst of messages): understand inside the turn
-        return self._done(inbound, self._store_and_answer(inbound, None, None))
+        outcome = self._store_and_answer(inbound, None)
+        if outcome is None:  # only a turn checked against an earlier look-up can find it stale
+            raise RuntimeError("a turn that looked up the conversation itself was reported as changed")
+        return self._done(inbound, outcome)
 
     def _done(self, inbound: Inbound, outcome: Outcome) -> Outcome:
         self.services.after_commit()
@@ -84,17 +87,20 @@ class Engine:
             metrics.INBOUND.labels(inbound.channel, outcome.intent or "none").inc()
         return outcome
 
-    def _store_and_answer(self, inbound: Inbound, intent: Intent | None, looked: LookUp | None) -> Outcome | None:
-        """The turn's transaction; None (nothing stored) when the conversation changed since the look-up."""
+    def _store_and_answer(self, inbound: Inbound, understood: tuple[LookUp, Intent] | None) -> Outcome | None:
+        """The turn's transaction, given the look-up and intent found before it (None: find them inside it);
+        None (nothing stored) when the conversation changed since that look-up."""
         with self.db.session() as session:
             conversation = conversations.get_or_create(session, inbound.channel, inbound.address)
-            if looked is None:
-                looked = _look_up(session.connection(), inbound, self.config, claim=False)
+            if understood is None:
+                looked = _look_up_unclaimed(session.connection(), inbound, self.config)
                 intent = self._understand(self._text_to_understand(looked.state, inbound), looked.locale,
                                           looked.timezone)
-            elif _snapshot(conversation) != looked.snapshot:
-                session.rollback()
-                return None
+            else:
+                looked, intent = understood
+                if _snapshot(conversation) != looked.snapshot:
+                    session.rollback()
+                    return None
             conversation.role = "driver" if looked.driver_id else "customer"
             conversation.driver_id = looked.driver_id
             conversation.customer_id = looked.customer_id
@@ -134,8 +140,11 @@ class Engine:
         locale = self._reply_locale(conversation, inbound, intent, hint_locale)
         turn = Turn(session=session, services=self.services, conversation=conversation, inbound=inbound,
                     message=message, intent=intent, locale=locale, timezone=timezone, now=now)
+        route = self.services.registry.route
+        if route is None:  # app.build_registry always names one; a bare Registry() cannot answer a turn
+            raise RuntimeError("the registry names no router: build it with app.build_registry")
         with i18n.use_locale(locale, timezone):
-            self.services.registry.route(turn)  # handlers/router.py dispatch, named in the registry
+            route(turn)  # handlers/router.py dispatch, named in the registry
         return Outcome(duplicate=False, message_id=message.id, replies=len(turn.replies), intent=intent.name)
 
     def _text_to_understand(self, state: dict[str, Any] | None, inbound: Inbound) -> str:
@@ -319,6 +328,15 @@ _LANGUAGE = select(
     _latest_order.with_only_columns(_orders.c.locale).scalar_subquery(),
     _latest_order.with_only_columns(_orders.c.timezone).scalar_subquery(),
 )
+
+
+def _look_up_unclaimed(connection: Connection, inbound: Inbound, config: dict[str, Any]) -> LookUp:
+    """The look-up inside the turn's own transaction: it claims no provider id (the turn's insert settles a
+    race), so it never finds a duplicate."""
+    looked = _look_up(connection, inbound, config, claim=False)
+    if looked is None:
+        raise RuntimeError("a look-up that claims no provider id reported a duplicate")
+    return looked
 
 
 def _look_up(connection: Connection, inbound: Inbound, config: dict[str, Any], *, claim: bool = True) -> LookUp | None:
