@@ -30,8 +30,10 @@ def get_or_create(session: Session, channel: str, address: str, *, role: str | N
                 conversation = Conversation(channel=channel, address=address, state={}, role=role or "customer",
                                             **new_values)
                 session.add(conversation)
-        except IntegrityError:  # created by a concurrent delivery
+        except IntegrityError as exc:  # created by a concurrent delivery
             conversation = session.scalar(BY_ADDRESS, where)
+            if conversation is None:  # the unique (channel, address) refused our row, so theirs is there
+                raise LookupError(f"no {channel} conversation after a duplicate-address insert") from exc
     return conversation
 
 
@@ -57,15 +59,18 @@ def conversation_with(session: Session, person: Customer | Driver) -> Conversati
         candidates.append(("telegram", str(person.telegram_chat_id)))
     found = {(c.channel, c.address): c for c in session.scalars(OF_ADDRESSES, {"addresses": candidates})} \
         if candidates else {}  # one query for all of the person's channels
-    existing = [found[key] for key in candidates if key in found and found[key].last_inbound_at is not None]
-    if existing:
-        return max(existing, key=lambda c: c.last_inbound_at)
+    spoken = [(found[key], when) for key in candidates
+              if key in found and (when := found[key].last_inbound_at) is not None]
+    if spoken:
+        return max(spoken, key=lambda pair: pair[1])[0]
     target = preferred_address(person)
     if target is None:
         return None
-    role = "driver" if isinstance(person, Driver) else "customer"
-    ids = {"driver_id": person.id} if isinstance(person, Driver) else {"customer_id": person.id}
-    conversation = found.get(target) or get_or_create(session, *target, role=role, looked=True, **ids)
+    conversation = found.get(target)
+    if conversation is None and isinstance(person, Driver):
+        conversation = get_or_create(session, *target, role="driver", looked=True, driver_id=person.id)
+    elif conversation is None:
+        conversation = get_or_create(session, *target, role="customer", looked=True, customer_id=person.id)
     if isinstance(person, Customer) and conversation.customer_id is None:
         conversation.customer_id = person.id
     if isinstance(person, Driver):

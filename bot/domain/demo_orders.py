@@ -65,11 +65,11 @@ def seed(session: Session) -> dict[str, int]:
                  "out_for_delivery": ["driver_assigned", "out_for_delivery"],
                  "delayed": ["driver_assigned", "out_for_delivery", "delayed"]}[status]
         for i, step in enumerate(steps):
-            data: dict[str, Any] = {"driver_ref": "D-7"} if step == "driver_assigned" else {}
+            event: dict[str, Any] = {"driver_ref": "D-7"} if step == "driver_assigned" else {}
             if step in ("out_for_delivery", "delayed"):
-                data["eta"] = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+                event["eta"] = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
             if step == "delayed":
-                data["reason"] = "heavy traffic"
-            order_rules.apply_event(session, order, step, now - timedelta(minutes=30 - i), data,
+                event["reason"] = "heavy traffic"
+            order_rules.apply_event(session, order, step, now - timedelta(minutes=30 - i), event,
                                     source="carrier", idempotency_key=f"demo-{ref}-{step}", notify=False)
     return created

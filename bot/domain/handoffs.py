@@ -209,6 +209,8 @@ def _finish(session: Session, handoff: Handoff, status: str, *, by: str, agent_i
         if agent is None or agent.role != "supervisor":
             raise HandoffConflict("another agent holds this conversation")
     conversation = session.get(Conversation, handoff.conversation_id)
+    if conversation is None:  # a non-null foreign key whose conversation deletes its handoffs with it
+        raise LookupError(f"handoff {handoff.id} names conversation {handoff.conversation_id}, which does not exist")
     handoff.status, handoff.closed_at, handoff.closed_by = status, now, by
     _record(handoff, status, now, by=by, agent_id=agent_id)
     conversation.handoff_active = False

@@ -7,9 +7,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.config import config_of
@@ -73,7 +73,8 @@ def find_person(session: Session, ident: str) -> Person:
             addresses.add(customer.phone)
     chats = {str(c.telegram_chat_id) for c in customers if c.telegram_chat_id is not None}
     customer_ids = [c.id for c in customers]
-    conditions = [Conversation.channel.in_(PHONE_CHANNELS) & Conversation.address.in_(addresses)] if addresses else []
+    conditions: list[ColumnElement[bool]] = [
+        Conversation.channel.in_(PHONE_CHANNELS) & Conversation.address.in_(addresses)] if addresses else []
     if chats:
         conditions.append((Conversation.channel == "telegram") & Conversation.address.in_(chats))
     if customer_ids:
@@ -90,12 +91,26 @@ def find_person(session: Session, ident: str) -> Person:
 
 
 # --- export --------------------------------------------------------------------------------------
+Row = TypeVar("Row", Customer, Order, Conversation)
+
+
+def _rows(session: Session, model: type[Row], ids: list[int]) -> list[Row]:
+    """The rows of `ids`, in that order; find_person found every one in this same transaction."""
+    rows = []
+    for row_id in ids:
+        row = session.get(model, row_id)
+        if row is None:
+            raise LookupError(f"{model.__name__} {row_id} vanished during the export")
+        rows.append(row)
+    return rows
+
+
 def export(session: Session, ident: str) -> dict[str, Any]:
     """Everything stored about the person, as JSON-ready data."""
     person = find_person(session, ident)
-    customers = [session.get(Customer, i) for i in person.customer_ids]
-    orders = [session.get(Order, i) for i in person.order_ids]
-    conversations = [session.get(Conversation, i) for i in person.conversation_ids]
+    customers = _rows(session, Customer, person.customer_ids)
+    orders = _rows(session, Order, person.order_ids)
+    conversations = _rows(session, Conversation, person.conversation_ids)
     messages = list(session.scalars(select(Message).where(Message.conversation_id.in_(person.conversation_ids))
                                     .order_by(Message.id))) if person.conversation_ids else []
     message_ids = [m.id for m in messages]
@@ -272,9 +287,23 @@ def _cancel_jobs(session: Session, ids: dict[str, set[int]]) -> int:
 
 
 # --- retention -----------------------------------------------------------------------------------
-def purge(session: Session, settings: dict[str, Any], now: datetime) -> dict[str, int]:
+class PurgeCounts(TypedDict, total=False):
+    """How many rows of each kind a purge deleted (a kind kept forever is absent)."""
+
+    outbox: int
+    media_files: int
+    messages: int
+    conversations: int
+    orders: int
+    attempts: int
+    sessions: int
+    audit: int
+    idempotency_keys: int
+
+
+def purge(session: Session, settings: dict[str, Any], now: datetime) -> PurgeCounts:
     """Delete what is older than the `retention:` limits (a limit of 0 keeps that kind forever)."""
-    counts: dict[str, int] = {}
+    counts: PurgeCounts = {}
 
     def older(days: int) -> datetime | None:
         return now - timedelta(days=days) if days > 0 else None

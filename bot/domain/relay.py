@@ -173,8 +173,8 @@ def customer_party(session: Session, order: Order) -> Party | None:
     candidates += session.scalars(select(Conversation).join(
         ConversationOrder, ConversationOrder.conversation_id == Conversation.id).where(
         ConversationOrder.order_id == order.id, Conversation.role == "customer")).all()
-    spoken = [c for c in candidates if c.last_inbound_at is not None]
-    chosen = max(spoken, key=lambda c: c.last_inbound_at) if spoken else (candidates[0] if candidates else None)
+    spoken = [(c, when) for c in candidates if (when := c.last_inbound_at) is not None]
+    chosen = max(spoken, key=lambda pair: pair[1])[0] if spoken else (candidates[0] if candidates else None)
     return _party(session, chosen)
 
 

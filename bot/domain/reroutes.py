@@ -70,6 +70,7 @@ def ask_driver(session: Session, order: Order, entry: CustomerRequest, driver: r
 def accept(session: Session, order: Order, entry: CustomerRequest, source: str, now: datetime) -> None:
     """Change the order and record it as an order event (which the carrier callback pushes)."""
     details = entry.details or {}
+    data: dict[str, Any]  # the order event's data
     if entry.kind == "reschedule":
         previous = {"start": _iso(order.window_start), "end": _iso(order.window_end)}
         order.window_start = datetime.fromisoformat(details["start"])
@@ -99,7 +100,7 @@ def _iso(value: datetime | None) -> str | None:
 # --- the driver answers, or does not ------------------------------------------------------------
 def resolve_by_driver(session: Session, entry: CustomerRequest, accepted: bool, now: datetime) -> str:
     """Apply the driver's YES or NO, tell the customer, and return the driver's confirmation text."""
-    order = session.get(Order, entry.order_id)
+    order = _order_of(session, entry)
     cancel(session, f"{TIMEOUT_JOB}-{entry.id}")
     _forget_approval(session, order, entry)
     if accepted:
@@ -127,7 +128,7 @@ def approval_timed_out(session: Session, payload: dict[str, Any]) -> None:
     entry = session.get(CustomerRequest, int(payload["request_id"]))
     if entry is None or entry.status != "awaiting_driver":
         return
-    order = session.get(Order, entry.order_id)
+    order = _order_of(session, entry)
     now = utcnow()
     entry.status, entry.resolved_at = "escalated", now
     _forget_approval(session, order, entry)
@@ -146,6 +147,14 @@ def approval_timed_out(session: Session, payload: dict[str, Any]) -> None:
     open_handoff(session, customer.conversation, "reroute_timeout", order_id=order.id, now=now,
                  details={"request_id": entry.id, "kind": entry.kind, "text": entry.text})
     logger.info("request %s escalated to support after the driver's timeout", entry.id)
+
+
+def _order_of(session: Session, entry: CustomerRequest) -> Order:
+    """The request's order: its order_id is a non-null foreign key whose order deletes the request with it."""
+    order = session.get(Order, entry.order_id)
+    if order is None:
+        raise LookupError(f"request {entry.id} names order {entry.order_id}, which does not exist")
+    return order
 
 
 def _forget_approval(session: Session, order: Order, entry: CustomerRequest) -> None:

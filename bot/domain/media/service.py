@@ -9,11 +9,11 @@ import tempfile
 import threading
 from dataclasses import replace
 from datetime import timedelta
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import requests
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.channels.base import Channel, SendError
@@ -196,8 +196,9 @@ class MediaService:
 
     def _settle(self, media_id: int, **values: Any) -> bool:
         with self.db.session() as session:
-            return bool(session.execute(update(MediaFile).where(
-                MediaFile.id == media_id, MediaFile.status == "pending").values(**values)).rowcount)
+            result = cast(CursorResult[Any], session.execute(  # typed Result; an UPDATE's is a CursorResult
+                update(MediaFile).where(MediaFile.id == media_id, MediaFile.status == "pending").values(**values)))
+            return bool(result.rowcount)
 
     # --- removal (privacy erasure, retention) ------------------------------------------------------
     def delete_files(self, keys: list[str]) -> int:
@@ -252,7 +253,7 @@ def web_links(session: Session | None, references: list[str], *, page: bool = Tr
     for reference in references:
         media_id = links.ref_id(reference)
         if media_id is not None:
-            if media_id in showable:
+            if service is not None and media_id in showable:  # (nothing is showable without a service)
                 found.append(service.url(media_id, page=page))
         elif reference.startswith(("https://", "http://")):
             found.append(reference)
