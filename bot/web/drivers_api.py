@@ -48,8 +48,10 @@ def init_app(app: Flask) -> None:
 @require_api_key
 def put_driver(ref: str):
     data, problem = json_body(DRIVER)
-    problem = invalid_ref(ref, "driver") or problem
-    if problem is not None:
+    ref_problem = invalid_ref(ref, "driver")  # a bad ref is answered before a bad body
+    if ref_problem is not None:
+        return ref_problem
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     with services().db.session() as session:
         driver = session.scalar(select(Driver).where(Driver.ref == ref))
@@ -61,7 +63,7 @@ def put_driver(ref: str):
         other = _holder_of_contact(session, ref, merged)
         if other is not None and merged["active"] is not False:
             return error(409, "this phone or Telegram chat belongs to another active driver", {"driver_ref": other})
-        if created:
+        if driver is None:  # (created)
             driver = Driver(ref=ref)
             session.add(driver)
         for key in FIELDS:

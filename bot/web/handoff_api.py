@@ -178,7 +178,7 @@ def list_messages(conversation_id: int):
 @idempotent
 def post_message(conversation_id: int):
     data, problem = json_body(REPLY)
-    if problem is not None:
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     if not data["text"].strip():
         return error(422, "the reply is empty", [{"field": "text", "message": "must not be blank"}])

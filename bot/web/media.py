@@ -40,7 +40,9 @@ def serve(media_id: int, expires: int, signature: str):
         return _refused("this link has expired", 410)
     with services().db.read_session() as session:
         row = session.get(MediaFile, media_id)
-        found = (row.storage_key, row.content_type) if row is not None and row.status == "stored" else None
+        # a stored file always has its storage key; a row without one has nothing to serve
+        found = (row.storage_key, row.content_type) \
+            if row is not None and row.status == "stored" and row.storage_key is not None else None
         pending = row is not None and row.status == "pending"
     if found is None:
         response = _refused("this file is not available", 404)

@@ -115,8 +115,8 @@ class Spool:
     # --- writing ---------------------------------------------------------------------------------
     def append(self, inbound: Inbound) -> str:
         """Store one inbound message durably; returns the record id. Raises SpoolError."""
-        record = {"id": uuid.uuid4().hex, "spooled_at": datetime.now(UTC).isoformat(),
-                  "inbound": inbound_to_dict(inbound)}
+        record_id = uuid.uuid4().hex
+        record = {"id": record_id, "spooled_at": datetime.now(UTC).isoformat(), "inbound": inbound_to_dict(inbound)}
         line = encode_record(record)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ class Spool:
                     _fsync_dir(self.directory)
         except OSError as exc:
             raise SpoolError(f"cannot write the spool in {self.directory}: {exc.strerror or exc}") from exc
-        return record["id"]
+        return record_id
 
     # --- reading ---------------------------------------------------------------------------------
     def pending(self) -> bool:

@@ -68,7 +68,9 @@ def _missing(endpoint_id: int):
 @idempotent
 def create_webhook_endpoint():
     data, problem = json_body(NEW_ENDPOINT)
-    problem = problem or _url_problem(data or {})
+    if data is None:  # json_body gives no data only with its problem answer
+        return problem
+    problem = _url_problem(data)
     if problem is not None:
         return problem
     with services().db.session() as session:
@@ -105,7 +107,9 @@ def get_webhook_endpoint(endpoint_id: int):
 @require_api_key
 def update_webhook_endpoint(endpoint_id: int):
     data, problem = json_body(CHANGE)
-    problem = problem or _url_problem(data or {})
+    if data is None:  # json_body gives no data only with its problem answer
+        return problem
+    problem = _url_problem(data)
     if problem is not None:
         return problem
     with services().db.session() as session:
@@ -142,7 +146,7 @@ def delete_webhook_endpoint(endpoint_id: int):
 @idempotent
 def rotate_webhook_endpoint_secret(endpoint_id: int):
     data, problem = ({}, None) if not request.get_data() else json_body(ROTATE)
-    if problem is not None:
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     hours = data.get("keep_previous_hours")
     if hours is None:

@@ -67,12 +67,15 @@ def _handle(channel: Channel):
     except BadPayload as exc:
         return None, _refused(str(exc), 400)
     srv = services()
+    engine = srv.engine
+    if engine is None:  # create_app sets it before the app serves a request
+        raise RuntimeError("the app has no engine: build it with create_app")
     if inbounds and srv.extras["spool"].pending():
         return None, _spool(inbounds, "earlier messages are waiting in the spool")  # keep arrival order
     outcomes = []
     for index, inbound in enumerate(inbounds):
         try:
-            outcomes.append(srv.engine.handle(inbound))
+            outcomes.append(engine.handle(inbound))
         except Exception as exc:
             if not is_outage(exc):
                 raise  # bad input (422 by bot/api.py) or a bug: never spooled

@@ -8,12 +8,12 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.web import csrf
@@ -180,7 +180,9 @@ def revoke_sessions(db_session: Session, agent_id: int, *, keep_id: int | None =
     query = update(ConsoleSession).where(ConsoleSession.agent_id == agent_id, ConsoleSession.revoked_at.is_(None))
     if keep_id is not None:
         query = query.where(ConsoleSession.id != keep_id)
-    return db_session.execute(query.values(revoked_at=utcnow())).rowcount or 0
+    # Session.execute is typed Result; an UPDATE's is a CursorResult
+    result = cast(CursorResult[Any], db_session.execute(query.values(revoked_at=utcnow())))
+    return result.rowcount or 0
 
 
 def change_password(db_session: Session, agent: Agent, new_password: str, *, keep_id: int | None = None) -> int:
@@ -202,7 +204,7 @@ def login_required(role: str | None = None) -> Callable:
             with services().db.session() as db_session:
                 row = _current_row(db_session)
                 agent = current_agent(db_session, row) if row is not None else None
-                if agent is not None:
+                if agent is not None and row is not None:
                     g.agent_id, g.agent_role, g.agent_name = agent.id, agent.role, agent.name or agent.username
                     g.agent_username, g.console_session_id = agent.username, row.id
             if agent is None:

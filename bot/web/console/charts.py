@@ -53,7 +53,7 @@ def bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence
     bar_w = max(2.0, slot * 0.7)
     parts = _frame(top, labels, fmt, every)
     for i, label in enumerate(labels):
-        base = TOP + plot_h
+        base = float(TOP + plot_h)  # the stack's top edge, moved up by each bar's height
         x = LEFT + slot * i + (slot - bar_w) / 2
         for name, values, colour in series:
             value = values[i] or 0

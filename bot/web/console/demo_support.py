@@ -43,9 +43,9 @@ def seed_support(session: Session, *, days: int = 28, per_day: int = 14, seed: i
             at = midnight - timedelta(days=day) + timedelta(hours=rng.choice([9, 10, 11, 12, 13, 14, 15, 16, 17, 18]),
                                                        minutes=rng.randint(0, 59))
             failed = rng.random() < (0.14 if driver.team == "Brooklyn" else 0.07)
-            order = _order(session, f"LM-H{day:02d}{n:02d}", driver, at, failed, rng)
+            order, customer = _order(session, f"LM-H{day:02d}{n:02d}", driver, at, failed, rng)
             counts["orders"] += 1
-            conversation = conversations.conversation_with(session, order.customer)
+            conversation = _conversation(session, customer)
             session.add(Message(conversation_id=conversation.id, direction="in", channel=conversation.channel,
                                 sender="customer", text="where is my order?", intent="track_order", created_at=at,
                                 status="received", data={}))
@@ -81,7 +81,17 @@ def _driver(session: Session, data: dict) -> Driver:
     return driver
 
 
-def _order(session: Session, ref: str, driver: Driver, at, failed: bool, rng: random.Random) -> Order:
+def _conversation(session: Session, customer: Customer) -> Conversation:
+    """The demo customer's conversation: every demo customer has a phone number, so one always exists."""
+    conversation = conversations.conversation_with(session, customer)
+    if conversation is None:
+        raise ValueError(f"demo customer {customer.id} has no phone number nor Telegram chat")
+    return conversation
+
+
+def _order(session: Session, ref: str, driver: Driver, at, failed: bool,
+           rng: random.Random) -> tuple[Order, Customer]:
+    """A past order of a new customer, with its events; the order and that customer."""
     phone = f"+1555{rng.randint(2000000, 2999999)}"
     customer = Customer(name=rng.choice(["Kim", "Lee", "Ada", "Tom", "Eva", "Raj", "Mia", "Noah"]) + " " +
                         rng.choice(["Ng", "Diaz", "Olsen", "Khan", "Rossi", "Brown"]), phone=phone, locale="en",
@@ -96,7 +106,7 @@ def _order(session: Session, ref: str, driver: Driver, at, failed: bool, rng: ra
     for i, (kind, data) in enumerate(steps):
         order_rules.apply_event(session, order, kind, at - timedelta(hours=2 - i), data,
                                 idempotency_key=f"demo-{ref}-{kind}", notify=False)
-    return order
+    return order, customer
 
 
 def _answered_handoff(session: Session, conversation: Conversation, order: Order, at, agent: Agent | None,
@@ -122,7 +132,7 @@ def open_demo_handoffs(session: Session) -> list[Handoff]:
         customer = session.scalar(select(Customer).where(Customer.phone == phone))
         if customer is None:
             continue
-        conversation = conversations.conversation_with(session, customer)
+        conversation = _conversation(session, customer)
         at = utcnow() - timedelta(minutes=minutes_ago)
         order = session.scalar(select(Order).where(Order.customer_id == customer.id).order_by(Order.id).limit(1))
         conversation.active_order_id = order.id if order else None
