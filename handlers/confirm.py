@@ -4,7 +4,6 @@ action it is not sure enough of: "Just to check: deliver somewhere else?" [Yes] 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button
@@ -36,7 +35,7 @@ def on_answer(turn: Turn) -> bool:
     goes back to the intents."""
     from handlers import smalltalk
 
-    pending: dict[str, Any] = turn.state.get("pending_intent") or {}
+    pending = turn.state.get("pending_intent")
     turn.expect(None, pending_intent=None)
     if not pending or turn.intent.name not in ("affirm", "deny"):
         return False

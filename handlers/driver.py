@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.core.i18n import format_window
 from bot.core.i18n import gettext as _
-from bot.core.messages import Button, Media
+from bot.core.messages import Button, Location, Media
 from bot.dialogue.engine import numbered_choice
 from bot.dialogue.turn import Turn
 from bot.domain import orders as order_rules
@@ -67,7 +67,9 @@ def yes_or_no(text: str) -> bool | None:
 # --- the driver's message -------------------------------------------------------------------------
 def on_driver_message(turn: Turn) -> None:
     """ROLE_HANDLERS["driver"]: every message from a registered driver's phone or chat."""
-    driver = turn.session.get(Driver, turn.conversation.driver_id)
+    driver = turn.session.get(Driver, turn.conversation.driver_id) if turn.conversation.driver_id else None
+    if driver is None:  # the engine gives a conversation the driver role only with its driver's id
+        raise LookupError(f"conversation {turn.conversation.id} has the driver role but no driver")
     raw = (turn.inbound.button_payload or turn.inbound.text or "").strip()
     text = numbered_choice(turn.conversation, raw) or raw
     media = [asdict(m) for m in turn.inbound.media]
@@ -96,7 +98,7 @@ def on_driver_message(turn: Turn) -> None:
         return ask_which(turn, driver, rest, media)
     turn.update_state(relay_order_id=order.id)
     if turn.inbound.kind == "location" and turn.inbound.location is not None:
-        return share_location(turn, order)
+        return share_location(turn, order, turn.inbound.location)
     if command is not None:
         return run_command(turn, order, command, argument, [Media(**m) for m in media])
     relay_text(turn, order, rest, bool(media))
@@ -175,7 +177,9 @@ def run_command(turn: Turn, order: Order, command: str, argument: Any, media: li
         data = {"proof_of_delivery": proof} if proof else {}
         event_type = "delivered"
         media_records.attach_to_order(turn.session, photo, order)  # our copy now lives as long as the order
-    else:
+    else:  # "failed", whose reason was required above
+        if not note:
+            raise ValueError(f"driver command {command!r} without its reason")
         data["reason"] = note[:500]
         event_type = "failed_attempt"
     result = order_rules.apply_event(turn.session, order, event_type, turn.now, data, source="driver",
@@ -218,9 +222,8 @@ def relay_text(turn: Turn, order: Order, text: str, has_media: bool) -> None:
     turn.reply(_("Sent to the customer of %(order)s.", order=label))
 
 
-def share_location(turn: Turn, order: Order) -> None:
+def share_location(turn: Turn, order: Order, where: Location) -> None:
     """A shared location from the driver updates the order's position (tracking page, ETA)."""
-    where = turn.inbound.location
     order_rules.apply_event(turn.session, order, "location", turn.now, {"location": {"lat": where.lat, "lng": where.lng}},
                             source="driver", idempotency_key=f"driver-message-{turn.message.id}")
     turn.reply(_("%(order)s: location updated.", order=relay.label(order)))

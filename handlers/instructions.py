@@ -164,9 +164,9 @@ NOT_FOR_THE_DRIVER = {"track_order", "change_address", "reschedule", "delivery_i
 
 def on_driver_chat(turn: Turn) -> bool:
     """After a driver's message, the customer's next text goes back to that driver (while the relay is open)."""
-    chat = turn.state.get("driver_chat") or {}
+    chat = turn.state.get("driver_chat")
     text = (turn.inbound.text or "").strip()
-    order = turn.session.get(Order, int(chat["order_id"])) if chat.get("order_id") else None
+    order = turn.session.get(Order, int(chat["order_id"])) if chat and chat.get("order_id") else None
     expired = not chat or datetime.fromisoformat(chat["until"]) < turn.now
     if expired or order is None or not text or turn.intent.name in NOT_FOR_THE_DRIVER \
             or order.id not in {o.id for o in turn.orders()}:

@@ -120,12 +120,13 @@ def requested_window(turn: Turn) -> tuple[datetime, datetime] | None:
 def _bounds(when: Any, on: date | None, tz: ZoneInfo, settings: dict[str, Any]) -> tuple[datetime | None, ...]:
     day_start, day_end = time.fromisoformat(settings["day_start"]), time.fromisoformat(settings["day_end"])
     if isinstance(when, str):
-        start = datetime.fromisoformat(when)
-        return start, start + timedelta(minutes=int(settings["slot_minutes"]))
+        slot_start = datetime.fromisoformat(when)
+        return slot_start, slot_start + timedelta(minutes=int(settings["slot_minutes"]))
     if isinstance(when, dict):
         start = datetime.fromisoformat(when["from"]) if when.get("from") else None
         end = datetime.fromisoformat(when["to"]) if when.get("to") else None
-        anchor = (start or end).astimezone(tz).date() if (start or end) else on
+        edge = start or end
+        anchor = edge.astimezone(tz).date() if edge else on
         if anchor is None:
             return None, None
         return start or datetime.combine(anchor, day_start, tz), end or datetime.combine(anchor, day_end, tz)
