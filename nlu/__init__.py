@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 from nlu.types import INTENTS, LANGUAGES, Entity, Intent, NLUBackend
+
+if TYPE_CHECKING:
+    from nlu.embedded.backend import EmbeddedBackend
 
 __all__ = ["INTENTS", "LANGUAGES", "Entity", "Intent", "NLUBackend", "backend_from_config", "parse", "warm_up"]
 
@@ -36,8 +40,11 @@ def warm_up(backend: NLUBackend) -> None:
 
 
 @cache
-def _default_backend() -> NLUBackend:
-    return backend_from_config({})
+def _default_backend() -> EmbeddedBackend:
+    """The embedded backend with the default settings (what backend_from_config({}) builds)."""
+    from nlu.embedded.backend import EmbeddedBackend
+
+    return EmbeddedBackend.from_config({})
 
 
 def parse(text: str, locale: str | None = None, timezone: str | None = None,

@@ -100,6 +100,14 @@ def _group_index(match: re.Match, prefix: str) -> int | None:
     return None
 
 
+def _matched_index(match: re.Match, prefix: str) -> int:
+    """The index of the alternative that matched, for a pattern made only of `prefix<i>` alternatives."""
+    index = _group_index(match, prefix)
+    if index is None:
+        raise ValueError(f"a match of {match.re.pattern[:40]!r}… has none of its {prefix}<i> groups")
+    return index
+
+
 def _safe_date(year: int, month: int, day: int) -> date | None:
     try:
         return date(year, month, day)
@@ -113,12 +121,12 @@ def find_dates(folded: str, today: date, month_first: bool = False) -> list[tupl
         k = _group_index(m, "rel")
         found.append((m.start(), m.end(), today + timedelta(days=k or 0)))
     for m in _WEEKDAY_RE.finditer(folded):
-        wd = _group_index(m, "wd")
+        wd = _matched_index(m, "wd")
         ahead = (wd - today.weekday()) % 7 or 7
         found.append((m.start(), m.end(), today + timedelta(days=ahead)))
     for regex in (_DAY_MONTH_RE, _MONTH_DAY_RE):
         for m in regex.finditer(folded):
-            d = _safe_date(today.year, _group_index(m, "mo") + 1, int(m.group("d")))
+            d = _safe_date(today.year, _matched_index(m, "mo") + 1, int(m.group("d")))
             if d and d < today - timedelta(days=60):
                 d = _safe_date(today.year + 1, d.month, d.day)
             if d:
@@ -177,9 +185,9 @@ def _absence_before(folded: str, start: int) -> bool:
     return bool(_ABSENCE_RE.search(clause))
 
 
-def find_times(folded: str) -> list[tuple[int, int, tuple | None, tuple | None]]:
-    """(start, end, from (h, m) or None, to (h, m) or None); a point has from == to."""
-    found: list[tuple[int, int, tuple | None, tuple | None]] = []
+def find_times(folded: str) -> list[tuple[int, int, tuple[int, int] | None, tuple[int, int] | None]]:
+    """(start, end, from (h, m) or None, to (h, m) or None): at least one of them; a point has from == to."""
+    found: list[tuple[int, int, tuple[int, int] | None, tuple[int, int] | None]] = []
     for m in _INTERVAL_RE.finditer(folded):
         second_suffix = (m.group("bs") or "").replace(".", "")
         a = _hour(m, "a", second_suffix if second_suffix in ("am", "pm") else None)
@@ -237,6 +245,8 @@ def extract_datetimes(text: str, *, timezone: str | None = None, now: datetime |
     for s, e, start, end in times:
         on = day
         first = start or end
+        if first is None:  # find_times gives a start, an end or both
+            raise ValueError(f"a time at {s}-{e} with neither start nor end")
         if not dates and stamp(first, on) < current - timedelta(minutes=30):
             on = day + timedelta(days=1)
         if start is not None and start == end:

@@ -84,7 +84,7 @@ def postcodes(text: str, locale: str | None = None) -> list[Entity]:
 
 
 def addresses(text: str) -> list[Entity]:
-    out = []
+    out: list[Entity] = []
     for m in _ADDRESS_RE.finditer(text):
         chunk = _ADDRESS_STOP_RE.sub("", m.group("addr")).rstrip(" ,")
         if not _STREET_RE.search(chunk) or not re.search(r"\d", chunk):

@@ -150,9 +150,9 @@ def augment(data: TrainingData, seed: int = 13) -> list[Example]:
         # outside sources (thousands of out-of-scope assistant queries) get no variants: they
         # would add time, not coverage
         if dropout.random() < DROPOUT_SHARE and source_of(ex.source) not in OUTSIDE:
-            text = dropout_variant(ex, dropout)
-            if text:
-                out.append(Example(text, ex.intent, ex.language, (), ex.source))
+            variant = dropout_variant(ex, dropout)
+            if variant:
+                out.append(Example(variant, ex.intent, ex.language, (), ex.source))
     return out
 
 

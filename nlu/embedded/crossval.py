@@ -76,9 +76,9 @@ def out_of_fold(data: TrainingData, folds: int = 5, seed: int = 0) -> OutOfFold:
         if probs is None:
             intents = artifact.intents
             probs = np.zeros((len(data.examples), len(intents)), dtype=np.float32)
-        for i in test_ids:
-            p = intent_probabilities(artifact, featurizer, data.examples[i].text)
-            probs[i] = [p[artifact.intents.index(name)] if name in artifact.intents else 0.0 for name in intents]
+        for row in test_ids:
+            p = intent_probabilities(artifact, featurizer, data.examples[row].text)
+            probs[row] = [p[artifact.intents.index(name)] if name in artifact.intents else 0.0 for name in intents]
     assert probs is not None
     return OutOfFold(intents, probs, [ex.intent for ex in data.examples], [ex.language for ex in data.examples])
 

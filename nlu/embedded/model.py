@@ -68,10 +68,10 @@ def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _prepare(x: SparseRows, col_order: np.ndarray, row_of: np.ndarray) -> tuple:
+def _prepare(x: SparseRows, col_order: tuple[np.ndarray, np.ndarray], row_of: np.ndarray) -> tuple:
     """Index arrays for one (mini-)batch `x`: entries in row order for the logits, and in column
     order (with the features present) for the gradient. `col_order` lists the batch's entries of
-    the full matrix in column order, `row_of` their row within the batch."""
+    the full matrix in column order (their columns, their values), `row_of` their row within the batch."""
     local = x.indices
     nonempty = np.diff(x.indptr) > 0
     row_starts = x.indptr[:-1][nonempty]

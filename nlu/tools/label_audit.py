@@ -75,8 +75,8 @@ def apply(moves_file: Path) -> None:
     for raw in moves_file.read_text().splitlines():
         if raw.strip() and not raw.startswith("#"):
             loc, target = raw.split()
-            name, no = loc.rsplit(":", 1)
-            moves.setdefault(name, {})[int(no)] = target
+            name, line_no = loc.rsplit(":", 1)
+            moves.setdefault(name, {})[int(line_no)] = target
     for name, by_line in moves.items():
         path = DATA / name
         lines = path.read_text(encoding="utf-8").splitlines()
