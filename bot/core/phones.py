@@ -60,8 +60,12 @@ def region(value: str | None) -> str | None:
     number = parse(value)
     if number is None:
         return None
-    return phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
-        number.country_code) or None
+    found = phonenumbers.region_code_for_number(number)
+    if found:
+        return found
+    if number.country_code is None:  # parse() always sets it; the type allows a number built without one
+        return None
+    return phonenumbers.region_code_for_country_code(number.country_code) or None
 
 
 def defaults(value: str | None) -> tuple[tuple[str, ...], str | None]:

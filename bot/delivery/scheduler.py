@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextvars
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,13 +63,12 @@ def schedule(
 
 
 def cancel(session: Session, dedupe_key: str) -> bool:
-    return bool(
-        session.execute(
-            update(ScheduledJob)
-            .where(ScheduledJob.dedupe_key == dedupe_key, ScheduledJob.status == "pending")
-            .values(status="cancelled", finished_at=utcnow())
-        ).rowcount
-    )
+    result = cast(CursorResult[Any], session.execute(  # Session.execute is typed Result; an UPDATE's is a CursorResult
+        update(ScheduledJob)
+        .where(ScheduledJob.dedupe_key == dedupe_key, ScheduledJob.status == "pending")
+        .values(status="cancelled", finished_at=utcnow())
+    ))
+    return bool(result.rowcount)
 
 
 def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) -> int:

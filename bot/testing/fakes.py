@@ -82,6 +82,9 @@ class Accepted:
                 "uri": f"/2010-04-01/Accounts/{account}/Messages/{self.sid}.json"}
 
 
+LOOPBACK = "127.0.0.1"  # the fakes listen on loopback only
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -119,13 +122,12 @@ class FakeProviders:
         self._callback_token: str | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.server = _Server((LOOPBACK, 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{LOOPBACK}:{self.server.server_port}"  # the port the system picked for port 0
 
     def start(self) -> FakeProviders:
         self.thread.start()
@@ -394,8 +396,8 @@ class FakeProviders:
         return 200, data, {"Content-Type": content_type}
 
     def _get_file(self, record: Recorded) -> tuple[int, Any, dict[str, str]]:
-        file_id = record.value("file_id")
-        found = self.telegram_files.get(file_id or "")
+        file_id = record.value("file_id") or ""
+        found = self.telegram_files.get(file_id)
         if found is None:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}, {}
         data, path = found

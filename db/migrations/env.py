@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from db.models import Base
 
@@ -17,7 +18,10 @@ def run_migrations() -> None:
 
         from db.session import normalize_url
 
-        engine = create_engine(normalize_url(config.get_main_option("sqlalchemy.url")))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("Alembic was given neither a connection nor sqlalchemy.url")
+        engine = create_engine(normalize_url(url))
         with engine.begin() as connection:
             _run(connection)
         engine.dispose()
@@ -25,7 +29,7 @@ def run_migrations() -> None:
         _run(connectable)
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
