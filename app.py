@@ -236,6 +236,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     from bot.web import (
         console,
         drivers_api,
+        email_optout,
         handoff_api,
         nlu_api,
         openapi,
@@ -252,6 +253,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     orders_api.init_app(app)
     webhook_endpoints_api.init_app(app)
     openapi.init_app(app)
+    email_optout.init_app(app)
     if settings["app"]["demo"]:
         from bot.web import simulator_page as simulator
 
