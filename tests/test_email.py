@@ -8,17 +8,15 @@ import hmac
 import json
 import re
 import time
-
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
 
-from db.models import Conversation, Customer, Message, Notification, Order, OutboxItem
+from db.models import Conversation, Customer, Message, Order
 from tests.conftest import PUBLIC_URL, base_config
 from tests.notify_helpers import bodies, eta, notifications, post_event
-from tests.outbox_helpers import items, make_due, settle
-from tests.smtp_servers import DROP, SilentServer, SmtpServer, email_settings
+from tests.smtp_servers import SmtpServer, email_settings
 
 ADDRESS = "ana@example.com"
 WEBHOOK_SECRET = "test-email-webhook-secret"
@@ -287,3 +285,67 @@ def test_the_order_api_takes_a_valid_email_stored_lower_case(client, srv, auth):
     with srv.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Order).where(Order.ref == "LM-9")) == 0
         assert session.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+# --- recorded reports, privacy, logs, the migration ---------------------------------------------------------
+def test_the_recorded_reports(client, srv):
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "payloads" / "email"
+    answers = {path.name: signed(client, path.read_bytes()).get_json() for path in sorted(folder.glob("*.json"))}
+    assert answers == {"01_hard_bounce.json": {"opted_out": True, "changed": True},
+                       "02_soft_bounce.json": {"opted_out": False, "changed": False},
+                       "03_complaint.json": {"opted_out": True, "changed": True}}
+    with srv.db.session() as session:
+        assert sorted(session.scalars(select(Conversation.address).where(Conversation.opted_out.is_(True)))) == [
+            "bob@example.org", "dana@example.org"]
+
+
+def test_export_and_erasure_find_a_person_by_email_and_the_opt_out_outlives_erasure(client, srv, auth, smtp):
+    _order(client, auth, phone=None)
+    post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
+    srv.dispatcher.drain()
+    client.post(unsubscribe_path(mails(smtp)[0]), data={"List-Unsubscribe": "One-Click"})
+    exported = client.get("/api/v1/customers/ANA@example.com/export", headers=auth).get_json()
+    assert exported["customers"][0]["email"] == ADDRESS
+    assert [c["channel"] for c in exported["conversations"]] == ["email"]
+    assert client.delete(f"/api/v1/customers/{ADDRESS}", headers=auth).status_code == 200
+    with srv.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
+        kept = session.scalar(select(Conversation).where(Conversation.channel == "email"))
+        assert kept.opted_out and kept.customer_id is None
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_unsubscribe_links_never_reach_the_logs():
+    from bot.core.audit import redact
+
+    assert redact("POST https://bot.example.test/u/12.AbCdEfGhIjKlMnOpQrStUv done") == (
+        "POST https://bot.example.test/u/[token] done")
+
+
+def test_upgrade_from_0006_keeps_customers_conversations_and_outbox_rows(tmp_path):
+    from sqlalchemy import text
+
+    from db.migrate import upgrade
+    from db.session import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(database, "0006_media")
+    with database.engine.begin() as connection:
+        connection.execute(text("INSERT INTO customers (id, name, phone, whatsapp, created_at, updated_at) "
+                                "VALUES (1, 'Ana', '+15557770001', 0, '2026-01-01', '2026-01-01')"))
+        connection.execute(text("INSERT INTO conversations (id, channel, address, role, customer_id, state, "
+                                "opted_out, handoff_active, created_at, updated_at) VALUES (1, 'sms', "
+                                "'+15557770001', 'customer', 1, '{}', 1, 0, '2026-01-01', '2026-01-01')"))
+        connection.execute(text("INSERT INTO outbox (id, kind, lane, channel, to_address, payload, status, "
+                                "attempts, next_attempt_at, created_at) VALUES (1, 'message', 'sms:+15557770001', "
+                                "'sms', '+15557770001', '{}', 'sent', 1, '2026-01-01', '2026-01-01')"))
+    upgrade(database)
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT name, phone, email FROM customers")).all() == [
+            ("Ana", "+15557770001", None)]
+        assert connection.execute(text("SELECT address, opted_out FROM conversations")).all() == [
+            ("+15557770001", 1)]
+        assert connection.execute(text("SELECT lane, status FROM outbox")).all() == [("sms:+15557770001", "sent")]
+    database.dispose()

@@ -23,8 +23,8 @@ from bot.core.i18n import format_duration, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
 from bot.delivery.scheduler import job_now, schedule
-from bot.domain import notify_policies as policy
 from bot.domain import email_messages, email_optouts, reach
+from bot.domain import notify_policies as policy
 from bot.domain import status_sentences as sentences
 from bot.domain.conversation_state import remember
 from bot.domain.conversations import conversation_with
