@@ -26,6 +26,7 @@ class Mailbox:
         self.rcpt_replies: list[str] = []
         self.data_replies: list[str] = []
         self.transactions = 0
+        self.logins: list[object] = []  # who had logged in (AUTH) for each message kept
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
         if self.rcpt_replies:
@@ -42,15 +43,18 @@ class Mailbox:
             server.transport.close()
             return "421 closing"  # never reaches the client: the connection is gone
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.logins.append(session.auth_data)
         self.messages.append(message_from_bytes(envelope.content, policy=default))
         return "250 2.0.0 Ok: queued"
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """aiosmtpd on a free local port; `smtp_parameters` go to aiosmtpd's SMTP (auth_required, ...)."""
+
+    def __init__(self, **smtp_parameters) -> None:
         self.mailbox = Mailbox()
         self.port = free_port()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **smtp_parameters)
 
     def start(self) -> SmtpServer:
         self.controller.start()
@@ -97,6 +101,17 @@ class SilentServer:
         for connection in self._held:
             connection.close()
         self.sock.close()
+
+
+def password_checker(login: bytes, password: bytes):
+    """An aiosmtpd authenticator accepting one login (AUTH PLAIN or LOGIN)."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (login, password)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
+
+    return authenticate
 
 
 def email_settings(port: int, **extra) -> dict:

@@ -16,19 +16,19 @@ from db.models import Message, OutboxAttempt, OutboxItem
 from tests.conftest import base_config
 from tests.notify_helpers import bodies, eta, post_event
 from tests.outbox_helpers import make_due, settle
-from tests.smtp_servers import DROP, SilentServer, SmtpServer, email_settings
+from tests.smtp_servers import DROP, SilentServer, SmtpServer, email_settings, password_checker
 from tests.test_email import _order
 
 BOTH = {"out_for_delivery": ["email", "chat"]}
 
 
 @contextmanager
-def email_app(database_url, providers, port, **email):
+def email_app(database_url, providers, port, secrets=None, **email):
     from app import create_app
     from bot.web.api_keys import create_api_key
 
     app = create_app(base_config(database_url, providers.url, channels={"email": email_settings(port, **email)},
-                                 notifications={"channels": BOTH}))
+                                 notifications={"channels": BOTH}, secrets=secrets or {}))
     srv = app.extensions["lastmile"]
     try:
         with srv.db.session() as session:
@@ -144,6 +144,38 @@ def test_an_unreachable_or_stuck_smtp_server_holds_up_no_other_channel(database_
                 assert first.outcome == "error" and first.detail.endswith("during connect")
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("password", ["s3cret", "wrong"])
+def test_the_smtp_login_comes_from_the_secrets_and_a_refused_one_is_retried(database_url, providers, password):
+    server = SmtpServer(auth_require_tls=False,  # plain on localhost (the STARTTLS refusal is tested below)
+                        authenticator=password_checker(b"apikey", b"s3cret")).start()
+    try:
+        with email_app(database_url, providers, server.port,
+                       secrets={"smtp_user": "apikey", "smtp_password": password}) as (client, srv, auth):
+            _order(client, auth, phone=None)
+            post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
+            srv.dispatcher.drain()
+            row = email_row(srv)
+            if password == "s3cret":
+                assert row.status == "sent" and len(server.mailbox.messages) == 1
+                assert server.mailbox.logins == [b"apikey"]
+            else:  # our credentials are wrong: the message waits for the operator, it is not failed
+                assert row.status == "pending" and row.last_error == "535 SMTP authentication failed (535)"
+                assert server.mailbox.transactions == 0
+    finally:
+        server.stop()
+
+
+def test_starttls_is_required_when_configured(database_url, providers, smtp):
+    with email_app(database_url, providers, smtp.port, security="starttls",
+                   secrets={"smtp_user": "apikey", "smtp_password": "s3cret"}) as (client, srv, auth):
+        _order(client, auth, phone=None)
+        post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
+        srv.dispatcher.drain()
+        row = email_row(srv)
+        assert row.status == "pending" and "does not offer STARTTLS" in row.last_error
+        assert smtp.mailbox.transactions == 0  # nothing, credentials least of all, went over the plain connection
 
 
 # --- the message itself, without a server ---------------------------------------------------------------------
