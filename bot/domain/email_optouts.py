@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import emails
 from bot.domain import conversations
+from bot.domain.conversation_state import remember
 from db.models import Conversation, Customer, utcnow
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,8 @@ def opt_out(session: Session, conversation: Conversation, reason: str, detail: s
     state. True when it changed (the first opt-out is the one recorded; later ones change nothing)."""
     changed = conversations.opt_out(session, conversation)
     if changed:
-        state = dict(conversation.state or {})
-        state["opt_out"] = {"reason": reason, "at": utcnow().isoformat(), **({"detail": detail[:200]} if detail else {})}
-        conversation.state = state
+        remember(conversation, opt_out={"reason": reason, "at": utcnow().isoformat(),
+                                        **({"detail": detail[:200]} if detail else {})})
         logger.info("email conversation %s opted out (%s)", conversation.id, reason)
     return changed
 
