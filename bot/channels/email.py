@@ -113,14 +113,14 @@ class EmailChannel(Channel):
         return smtp
 
     def _deliver(self, message: EmailMessage, to: str) -> None:
-        phase = "connect"
+        phase, smtp = "connect", None
         try:
-            with self._connect() as smtp:
-                if self.user:
-                    phase = "auth"
-                    smtp.login(self.user, self.password)
-                phase = "envelope"
-                self._transact(smtp, message, to)
+            smtp = self._connect()
+            if self.user:
+                phase = "auth"
+                smtp.login(self.user, self.password)
+            phase = "envelope"
+            self._transact(smtp, message, to)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _reply_error(code, text, "recipient refused") from None
@@ -131,8 +131,11 @@ class EmailChannel(Channel):
         except smtplib.SMTPNotSupportedError:
             raise SendError("the SMTP server does not offer STARTTLS or AUTH as configured") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failures
-            ambiguous = getattr(exc, "lastmile_phase", phase) == "data"
-            raise SendError(f"SMTP {exc.__class__.__name__} during {phase}", ambiguous=ambiguous) from None
+            phase = getattr(exc, "lastmile_phase", phase)
+            raise SendError(f"SMTP {exc.__class__.__name__} during {phase}", ambiguous=phase == "data") from None
+        finally:
+            if smtp is not None:
+                _close(smtp)
 
     @staticmethod
     def _transact(smtp: smtplib.SMTP, message: EmailMessage, to: str) -> None:
@@ -152,6 +155,14 @@ class EmailChannel(Channel):
             raise
         if code != 250:
             raise smtplib.SMTPDataError(code, text)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT, politely; a server that hangs up instead changes nothing (the message was accepted or not before)."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _reply_error(code: int, text: bytes | str, phase: str) -> SendError:
