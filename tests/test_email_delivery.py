@@ -121,7 +121,7 @@ def test_a_connection_dropped_during_data_is_an_unknown_outcome_sent_again_with_
 def test_an_unreachable_or_stuck_smtp_server_holds_up_no_other_channel(database_url, providers, close):
     server = SilentServer(close=close).start()
     try:
-        with email_app(database_url, providers, server.port, timeout=20) as (client, srv, auth):
+        with email_app(database_url, providers, server.port, timeout=60) as (client, srv, auth):
             _order(client, auth)
             post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
             srv.dispatcher.start()
