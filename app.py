@@ -68,6 +68,9 @@ def create_app(config: dict[str, Any] | None = None, *, start_dispatcher: bool |
 
     srv.extras["media"] = MediaService(settings, database, srv.channels, app.secret_key)
     database.info[MEDIA_KEY] = srv.extras["media"]  # domain rules find it from their session (media.current)
+    from bot.domain.email_optouts import install_key
+
+    install_key(database.info, app.secret_key)  # signs email unsubscribe links (bot/domain/email_optouts.py)
     app.register_blueprint(media_bp)
 
     from bot.web import api, webhooks

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import func, select
 
+from bot.testing.config import PUBLIC_URL, base_config
 from db.models import Conversation, Customer, Message, Order
-from tests.conftest import PUBLIC_URL, base_config
+from tests.email_helpers import ADDRESS, SmtpServer, email_settings, put_email_order
 from tests.notify_helpers import bodies, eta, notifications, post_event
-from tests.smtp_servers import SmtpServer, email_settings
 
-ADDRESS = "ana@example.com"
 WEBHOOK_SECRET = "test-email-webhook-secret"
 BOTH = {"out_for_delivery": ["email", "chat"], "delayed": ["email", "chat"], "delivered": ["email", "chat"]}
 
@@ -65,7 +64,7 @@ def email_conversation(srv) -> Conversation:
 # --- what arrives ----------------------------------------------------------------------------------------
 def test_out_for_delivery_reaches_sms_and_email_with_html_text_link_and_one_click_unsubscribe(
         client, srv, providers, auth, smtp):
-    order = _order(client, auth)
+    order = put_email_order(client, auth)
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     [sms] = bodies(providers)
@@ -93,17 +92,8 @@ def test_out_for_delivery_reaches_sms_and_email_with_html_text_link_and_one_clic
     assert ("delayed", "skipped", "opted_out") in notifications(srv) and ("delayed", "sent", None) in notifications(srv)
 
 
-def _order(client, auth, ref="LM-1", *, email=ADDRESS, locale="en", phone="+15557770001", **extra):
-    body = {"customer": {"name": "Ana", "locale": locale, **({"phone": phone} if phone else {}),
-                         **({"email": email} if email else {})},
-            "address": {"line1": "1 Main St", "postcode": "10001", "country": "US"}, **extra}
-    response = client.put(f"/api/v1/orders/{ref}", json=body, headers=auth)
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()["order"]
-
-
 def test_the_email_is_in_the_customers_language_and_escapes_what_the_carrier_wrote(client, srv, auth, smtp):
-    _order(client, auth, locale="es", phone=None)
+    put_email_order(client, auth, locale="es", phone=None)
     post_event(client, auth, "LM-1", "delayed", reason='<script>alert("x")</script> & co', eta=eta(90))
     srv.dispatcher.drain()
     [message] = mails(smtp)
@@ -115,7 +105,7 @@ def test_the_email_is_in_the_customers_language_and_escapes_what_the_carrier_wro
 
 
 def test_delivered_by_email_links_the_photo_and_asks_for_no_reply(client, srv, auth, smtp):
-    _order(client, auth, phone=None)
+    put_email_order(client, auth, phone=None)
     post_event(client, auth, "LM-1", "delivered", proof_of_delivery={
         "photo_url": "https://carrier.example.test/pod/1.jpg", "note": "Behind the blue pot"})
     srv.dispatcher.drain()
@@ -148,7 +138,7 @@ def own_app(config):
 def test_by_default_no_email_goes_out_even_with_an_address(database_url, providers, smtp):
     with own_app(base_config(database_url, providers.url, channels={"email": email_settings(smtp.port)})) as (
             client, srv, auth):
-        _order(client, auth)
+        put_email_order(client, auth)
         post_event(client, auth, "LM-1", "created")
         post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
         srv.dispatcher.drain()
@@ -160,7 +150,7 @@ def test_created_can_go_by_email_only(database_url, providers, smtp):
     config = base_config(database_url, providers.url, channels={"email": email_settings(smtp.port)},
                          notifications={"channels": {"created": ["email"], "out_for_delivery": ["sms"]}})
     with own_app(config) as (client, srv, auth):
-        _order(client, auth, delivery_window={"start": "2030-01-02T14:00:00Z", "end": "2030-01-02T16:00:00Z"})
+        put_email_order(client, auth, delivery_window={"start": "2030-01-02T14:00:00Z", "end": "2030-01-02T16:00:00Z"})
         post_event(client, auth, "LM-1", "created")
         srv.dispatcher.drain()
         [message] = mails(smtp)
@@ -172,7 +162,7 @@ def test_created_can_go_by_email_only(database_url, providers, smtp):
 
 
 def test_a_customer_without_email_gets_the_chat_message_only(client, srv, providers, auth, smtp):
-    _order(client, auth, email=None)
+    put_email_order(client, auth, email=None)
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     assert len(bodies(providers)) == 1 and smtp.mailbox.transactions == 0
@@ -181,7 +171,7 @@ def test_a_customer_without_email_gets_the_chat_message_only(client, srv, provid
 
 # --- the unsubscribe page -----------------------------------------------------------------------------------
 def test_the_unsubscribe_page_asks_first_and_refuses_forged_tokens(client, srv, auth, smtp):
-    _order(client, auth, phone=None)
+    put_email_order(client, auth, phone=None)
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     path = unsubscribe_path(mails(smtp)[0])
@@ -213,7 +203,7 @@ def signed(client, body, *, secret=WEBHOOK_SECRET, signature=None, content_type=
 
 
 def test_a_bounce_or_complaint_opts_the_address_out(client, srv, auth, smtp):
-    _order(client, auth, phone=None)
+    put_email_order(client, auth, phone=None)
     response = signed(client, {"type": "complaint", "email": "Ana@Example.com", "id": "evt-1"})
     assert response.status_code == 200 and response.get_json() == {"opted_out": True, "changed": True}
     assert email_conversation(srv).opted_out and email_conversation(srv).state["opt_out"]["reason"] == "complaint"
@@ -228,7 +218,7 @@ def test_a_hard_bounce_for_an_address_never_written_to_holds_for_later_orders(cl
                   ).get_json()["changed"] is True
     assert signed(client, {"type": "bounce", "email": "carl@example.org", "permanent": False}
                   ).get_json() == {"opted_out": False, "changed": False}  # a soft bounce opts nothing out
-    _order(client, auth, email="bob@example.org", phone=None)
+    put_email_order(client, auth, email="bob@example.org", phone=None)
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     assert smtp.mailbox.transactions == 0
@@ -273,9 +263,9 @@ def test_without_a_secret_the_webhook_takes_nothing(database_url, providers):
 
 # --- the order API ------------------------------------------------------------------------------------------
 def test_the_order_api_takes_a_valid_email_stored_lower_case(client, srv, auth):
-    order = _order(client, auth, email="Ana.Maria+orders@Example.COM", phone=None)
+    order = put_email_order(client, auth, email="Ana.Maria+orders@Example.COM", phone=None)
     assert order["customer"]["email"] == "ana.maria+orders@example.com"
-    again = _order(client, auth, "LM-2", email="ana.maria+orders@example.com", phone=None)
+    again = put_email_order(client, auth, "LM-2", email="ana.maria+orders@example.com", phone=None)
     assert again["customer"]["id"] == order["customer"]["id"]  # the address names the person without a phone
     for bad in ("ana", "ana@", "@example.com", "ana@example", "ana@@example.com", "ana smith@example.com",
                 "ana@exa_mple.com", "a" * 65 + "@example.com", 42, "ana@example.com\r\nBcc: x@y.z"):
@@ -302,7 +292,7 @@ def test_the_recorded_reports(client, srv):
 
 
 def test_export_and_erasure_find_a_person_by_email_and_the_opt_out_outlives_erasure(client, srv, auth, smtp):
-    _order(client, auth, phone=None)
+    put_email_order(client, auth, phone=None)
     post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
     srv.dispatcher.drain()
     client.post(unsubscribe_path(mails(smtp)[0]), data={"List-Unsubscribe": "One-Click"})

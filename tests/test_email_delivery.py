@@ -12,12 +12,18 @@ from sqlalchemy import select
 from bot.channels.email import EmailChannel, to_html
 from bot.core.config import ConfigError, load_config
 from bot.core.messages import Reply
+from bot.testing.config import base_config
 from db.models import Message, OutboxAttempt, OutboxItem
-from tests.conftest import base_config
+from tests.email_helpers import (
+    DROP,
+    SilentServer,
+    SmtpServer,
+    email_settings,
+    password_checker,
+    put_email_order,
+)
 from tests.notify_helpers import bodies, eta, post_event
 from tests.outbox_helpers import make_due, settle
-from tests.smtp_servers import DROP, SilentServer, SmtpServer, email_settings, password_checker
-from tests.test_email import _order
 
 BOTH = {"out_for_delivery": ["email", "chat"]}
 
@@ -77,7 +83,7 @@ def settle_retrying(srv, timeout: float = 60.0) -> None:
 def test_a_4xx_answer_is_retried_until_accepted(database_url, providers, smtp, refusal):
     getattr(smtp.mailbox, f"{refusal}_replies").append("421 4.3.0 Try again later")
     with email_app(database_url, providers, smtp.port) as (client, srv, auth):
-        _order(client, auth)
+        put_email_order(client, auth)
         post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
         settle_retrying(srv)
         row = email_row(srv)
@@ -91,7 +97,7 @@ def test_a_4xx_answer_is_retried_until_accepted(database_url, providers, smtp, r
 def test_a_5xx_answer_fails_at_once_and_the_sms_still_goes(database_url, providers, smtp, refusal):
     getattr(smtp.mailbox, f"{refusal}_replies").append("550 5.1.1 No such user here")
     with email_app(database_url, providers, smtp.port) as (client, srv, auth):
-        _order(client, auth)
+        put_email_order(client, auth)
         post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
         settle_retrying(srv)
         row = email_row(srv)
@@ -106,7 +112,7 @@ def test_a_connection_dropped_during_data_is_an_unknown_outcome_sent_again_with_
         database_url, providers, smtp):
     smtp.mailbox.data_replies.append(DROP)
     with email_app(database_url, providers, smtp.port, timeout=2) as (client, srv, auth):
-        _order(client, auth, phone=None)
+        put_email_order(client, auth, phone=None)
         post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
         srv.dispatcher.drain()
         assert email_row(srv).status == "unknown"  # the message may have been taken: not resent at once
@@ -122,7 +128,7 @@ def test_an_unreachable_or_stuck_smtp_server_holds_up_no_other_channel(database_
     server = SilentServer(close=close).start()
     try:
         with email_app(database_url, providers, server.port, timeout=60) as (client, srv, auth):
-            _order(client, auth)
+            put_email_order(client, auth)
             post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
             srv.dispatcher.start()
             deadline = time.monotonic() + 30
@@ -153,7 +159,7 @@ def test_the_smtp_login_comes_from_the_secrets_and_a_refused_one_is_retried(data
     try:
         with email_app(database_url, providers, server.port,
                        secrets={"smtp_user": "apikey", "smtp_password": password}) as (client, srv, auth):
-            _order(client, auth, phone=None)
+            put_email_order(client, auth, phone=None)
             post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
             srv.dispatcher.drain()
             row = email_row(srv)
@@ -170,7 +176,7 @@ def test_the_smtp_login_comes_from_the_secrets_and_a_refused_one_is_retried(data
 def test_starttls_is_required_when_configured(database_url, providers, smtp):
     with email_app(database_url, providers, smtp.port, security="starttls",
                    secrets={"smtp_user": "apikey", "smtp_password": "s3cret"}) as (client, srv, auth):
-        _order(client, auth, phone=None)
+        put_email_order(client, auth, phone=None)
         post_event(client, auth, "LM-1", "out_for_delivery", eta=eta(60))
         srv.dispatcher.drain()
         row = email_row(srv)

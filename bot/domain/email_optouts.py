@@ -4,7 +4,7 @@ opt-outs that unsubscribes, bounces and complaints record.
 An email address is a conversation like a phone on SMS (`channel="email"`, the lower-case address): the
 opt-out is that conversation's `opted_out`, per person and channel as for STOP, and every notification
 checks it. The unsubscribe token is `<conversation id>.<HMAC-SHA256 of the id and the address>` under a key
-derived from LASTMILE_SECRET_KEY: nothing to store, unguessable (128 bits), and bound to the address (a token
+derived from LASTMILE_SECRET_KEY (`install_key`): nothing to store, unguessable (128 bits), and bound to the address (a token
 made for another address, or forged, matches no conversation)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import emails
+from bot.core.config import config_of
 from bot.domain import conversations
 from bot.domain.conversation_state import remember
 from db.models import Conversation, Customer, utcnow
@@ -47,26 +48,39 @@ def conversation_for(session: Session, customer: Customer) -> Conversation | Non
 
 
 # --- the unsubscribe link ----------------------------------------------------------------------------
-def _key(secret: str | bytes) -> bytes:
+SESSION_KEY = "email_unsubscribe_key"  # create_app puts the link key in every session's info (install_key)
+
+
+def install_key(info: dict[str, Any], secret: str | bytes) -> None:
+    """The key that signs unsubscribe links, derived from the app's secret key, for every session of `info`."""
     raw = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(raw, b"lastmile email unsubscribe", hashlib.sha256).digest()  # one key, one purpose
+    info[SESSION_KEY] = hmac.new(raw, b"lastmile email unsubscribe", hashlib.sha256).digest()  # one key, one purpose
 
 
-def _mac(secret: str | bytes, conversation_id: int, address: str) -> str:
-    digest = hmac.new(_key(secret), f"{conversation_id}:{address}".encode(), hashlib.sha256).digest()[:16]
+def _key(session: Session) -> bytes:
+    key = session.info.get(SESSION_KEY)
+    if key is None:  # a session made outside create_app (a script): the configured secret key
+        info: dict[str, Any] = {}
+        install_key(info, config_of(session)["secrets"].get("secret_key") or "")
+        key = info[SESSION_KEY]
+    return key
+
+
+def _mac(key: bytes, conversation_id: int, address: str) -> str:
+    digest = hmac.new(key, f"{conversation_id}:{address}".encode(), hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def unsubscribe_token(secret: str | bytes, conversation: Conversation) -> str:
-    return f"{conversation.id}.{_mac(secret, conversation.id, conversation.address)}"
+def unsubscribe_token(session: Session, conversation: Conversation) -> str:
+    return f"{conversation.id}.{_mac(_key(session), conversation.id, conversation.address)}"
 
 
-def unsubscribe_url(config: dict[str, Any], secret: str | bytes, conversation: Conversation) -> str:
-    base = str(config["app"]["public_base_url"]).rstrip("/")
-    return f"{base}/u/{unsubscribe_token(secret, conversation)}"
+def unsubscribe_url(session: Session, conversation: Conversation) -> str:
+    base = str(config_of(session)["app"]["public_base_url"]).rstrip("/")
+    return f"{base}/u/{unsubscribe_token(session, conversation)}"
 
 
-def by_token(session: Session, secret: str | bytes, token: str) -> Conversation | None:
+def by_token(session: Session, token: str) -> Conversation | None:
     """The email conversation a token was made for; None for a forged, mangled or foreign token."""
     ident, _, mac = token.partition(".")
     if not ident.isdigit() or len(ident) > 18 or not mac:
@@ -74,7 +88,7 @@ def by_token(session: Session, secret: str | bytes, token: str) -> Conversation 
     conversation = session.get(Conversation, int(ident))
     if conversation is None or conversation.channel != CHANNEL:
         return None
-    if not hmac.compare_digest(_mac(secret, conversation.id, conversation.address).encode(), mac.encode()):
+    if not hmac.compare_digest(_mac(_key(session), conversation.id, conversation.address).encode(), mac.encode()):
         return None
     return conversation
 

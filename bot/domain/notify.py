@@ -162,7 +162,7 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
         draft = render(record.kind, order, event, conversation, config, now)
     reply = draft.reply
     if conversation.channel == email_optouts.CHANNEL:
-        link = email_optouts.unsubscribe_url(config, current_app.secret_key, conversation)
+        link = email_optouts.unsubscribe_url(session, conversation)
         with i18n.use_locale(locale, timezone):
             reply = email_messages.with_unsubscribe(reply, link)
     rules = config["notifications"]

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 
-from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
+from flask import Blueprint, Flask, abort, make_response, render_template, request
 
 from bot.core import emails, i18n
 from bot.core.i18n import gettext as _
@@ -44,7 +44,7 @@ def _conversation_or_404(session, token: str) -> Conversation:
     """The same 404 for a forged, mangled or unknown token."""
     conversation = None
     if len(token) <= MAX_TOKEN:
-        conversation = email_optouts.by_token(session, current_app.secret_key, token)
+        conversation = email_optouts.by_token(session, token)
     if conversation is None:
         abort(404)
     return conversation

@@ -1,5 +1,6 @@
-"""Local SMTP servers for the email tests (no tests here): aiosmtpd keeping what it receives, with scripted
-refusals (421, 550) and a dropped connection during DATA; and raw sockets that close at once or never speak."""
+"""Helpers for the email tests (no tests here): local SMTP servers (aiosmtpd keeping what it receives, with
+scripted refusals (421, 550) and a dropped connection during DATA; raw sockets that close at once or never
+speak), the email settings that point at them, and an order whose customer has an email address."""
 
 from __future__ import annotations
 
@@ -117,3 +118,16 @@ def password_checker(login: bytes, password: bytes):
 def email_settings(port: int, **extra) -> dict:
     return {"host": "127.0.0.1", "port": port, "security": "none", "timeout": 5,
             "from_address": "Carrier deliveries <deliveries@carrier.example.test>", **extra}
+
+
+ADDRESS = "ana@example.com"
+
+
+def put_email_order(client, auth, ref="LM-1", *, email=ADDRESS, locale="en", phone="+15557770001", **extra):
+    """PUT an order whose customer has `email` (and `phone`, unless None); the order as answered."""
+    body = {"customer": {"name": "Ana", "locale": locale, **({"phone": phone} if phone else {}),
+                         **({"email": email} if email else {})},
+            "address": {"line1": "1 Main St", "postcode": "10001", "country": "US"}, **extra}
+    response = client.put(f"/api/v1/orders/{ref}", json=body, headers=auth)
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()["order"]
