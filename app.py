@@ -68,6 +68,9 @@ def create_app(config: dict[str, Any] | None = None, *, start_dispatcher: bool |
 
     srv.extras["media"] = MediaService(settings, database, srv.channels, app.secret_key)
     database.info[MEDIA_KEY] = srv.extras["media"]  # domain rules find it from their session (media.current)
+    from bot.domain.email_optouts import install_key
+
+    install_key(database.info, app.secret_key)  # signs email unsubscribe links (bot/domain/email_optouts.py)
     app.register_blueprint(media_bp)
 
     from bot.web import api, webhooks
@@ -236,6 +239,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     from bot.web import (
         console,
         drivers_api,
+        email_optout,
         handoff_api,
         nlu_api,
         openapi,
@@ -252,6 +256,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     orders_api.init_app(app)
     webhook_endpoints_api.init_app(app)
     openapi.init_app(app)
+    email_optout.init_app(app)
     if settings["app"]["demo"]:
         from bot.web import simulator_page as simulator
 

@@ -97,6 +97,7 @@ class Customer(Timestamped, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # lower-case (bot/core/emails.py)
     whatsapp: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -179,8 +180,8 @@ class Conversation(Timestamped, Base):
     __tablename__ = "conversations"
     __table_args__ = (UniqueConstraint("channel", "address"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16))  # sms | whatsapp | telegram | simulator
-    address: Mapped[str] = mapped_column(String(64))  # E.164 phone or Telegram chat id
+    channel: Mapped[str] = mapped_column(String(16))  # sms | whatsapp | telegram | simulator | email
+    address: Mapped[str] = mapped_column(String(254))  # E.164 phone, Telegram chat id or email address
     role: Mapped[str] = mapped_column(String(16), default="customer")  # customer | driver
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     driver_id: Mapped[int | None] = mapped_column(ForeignKey("drivers.id"))
@@ -249,7 +250,7 @@ class OutboxItem(Base):
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="message")  # message | webhook
-    lane: Mapped[str] = mapped_column(String(100), index=True)  # ordered per lane (conversation)
+    lane: Mapped[str] = mapped_column(String(300), index=True)  # ordered per lane (conversation)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     channel: Mapped[str | None] = mapped_column(String(16))
     to_address: Mapped[str | None] = mapped_column(String(500))

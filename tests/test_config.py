@@ -161,6 +161,16 @@ DOCUMENTED = {
     "LASTMILE_MEDIA_S3_REGION": ("eu-west-3", ("media", "s3", "region"), "eu-west-3"),
     "LASTMILE_MEDIA_S3_ACCESS_KEY_ID": ("AKIA1", ("secrets", "media_s3_access_key_id"), "AKIA1"),
     "LASTMILE_MEDIA_S3_SECRET_ACCESS_KEY": ("sec", ("secrets", "media_s3_secret_access_key"), "sec"),
+    "LASTMILE_SMTP_HOST": ("smtp.example", ("channels", "email", "host"), "smtp.example"),
+    "LASTMILE_SMTP_PORT": ("465", ("channels", "email", "port"), 465),
+    "LASTMILE_SMTP_SECURITY": ("ssl", ("channels", "email", "security"), "ssl"),
+    "LASTMILE_SMTP_USER": ("apikey", ("secrets", "smtp_user"), "apikey"),
+    "LASTMILE_SMTP_PASSWORD": ("off", ("secrets", "smtp_password"), "off"),
+    "LASTMILE_EMAIL_FROM": ("d@carrier.example", ("channels", "email", "from_address"), "d@carrier.example"),
+    "LASTMILE_EMAIL_REPLY_TO": ("help@carrier.example", ("channels", "email", "reply_to"), "help@carrier.example"),
+    "LASTMILE_EMAIL_UNSUBSCRIBE_MAILTO": ("u@carrier.example", ("channels", "email", "unsubscribe_mailto"),
+                                          "u@carrier.example"),
+    "LASTMILE_EMAIL_WEBHOOK_SECRET": ("whsec", ("secrets", "email_webhook_secret"), "whsec"),
 }
 
 

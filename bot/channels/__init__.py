@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.channels.base import BadPayload, Channel, SendError
+from bot.channels.email import EmailChannel
 from bot.channels.simulator import SimulatorChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.twilio import TwilioChannel, TwilioWhatsAppChannel
@@ -15,6 +16,7 @@ REGISTRY: dict[str, type[Channel]] = {
     "whatsapp": TwilioWhatsAppChannel,
     "telegram": TelegramChannel,
     "simulator": SimulatorChannel,
+    "email": EmailChannel,
 }
 
 

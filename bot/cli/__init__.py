@@ -435,7 +435,7 @@ def customer() -> None:
     pass
 
 
-@customer.command("export", help="Everything stored about a person (phone +1555... or customer id), as JSON.")
+@customer.command("export", help="Everything stored about a person (phone +1555..., email address or customer id), as JSON.")
 @click.argument("ident")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 def customer_export(ident: str, output: str | None) -> None:

@@ -83,6 +83,7 @@ def init_app(app: Flask) -> None:
 # --- tracking tokens out of every log line ------------------------------------------------------
 _SECRETS_IN_TEXT = [
     (re.compile(r"(/t/)[^\s/?#\"'<>]+"), r"\1[token]"),                      # tracking page paths and links
+    (re.compile(r"(/u/)[^\s/?#\"'<>]+"), r"\1[token]"),                      # email unsubscribe links
     (re.compile(r"(start[= ]+)[A-Za-z0-9_-]{16,64}\b"), r"\1[token]"),       # Telegram deep links
     (re.compile(r"(tracking_token['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9_-]+"), r"\1[token]"),  # SQL parameters, reprs
     (re.compile(r"\blm_[A-Za-z0-9_-]{20,}"), "lm_[key]"),                    # API keys

@@ -34,6 +34,12 @@ ENV_OVERRIDES: dict[str, str] = {
     "TWILIO_WHATSAPP_MESSAGING_SERVICE_SID": "channels.twilio.whatsapp_messaging_service_sid",
     "TELEGRAM_API_BASE_URL": "channels.telegram.api_base_url",
     "TELEGRAM_BOT_USERNAME": "channels.telegram.bot_username",
+    "LASTMILE_SMTP_HOST": "channels.email.host",
+    "LASTMILE_SMTP_PORT": "channels.email.port",
+    "LASTMILE_SMTP_SECURITY": "channels.email.security",
+    "LASTMILE_EMAIL_FROM": "channels.email.from_address",
+    "LASTMILE_EMAIL_REPLY_TO": "channels.email.reply_to",
+    "LASTMILE_EMAIL_UNSUBSCRIBE_MAILTO": "channels.email.unsubscribe_mailto",
     "LASTMILE_LOG_FORMAT": "logging.format",
     "LASTMILE_LOG_LEVEL": "logging.level",
     "LASTMILE_SPOOL_PATH": "spool.path",
@@ -64,6 +70,9 @@ SECRET_ENV: dict[str, str] = {
     "CARRIER_CALLBACK_SECRET": "carrier_callback_secret",
     "SUPPORT_WEBHOOK_SECRET": "support_webhook_secret",
     "SENTRY_DSN": "sentry_dsn",
+    "LASTMILE_SMTP_USER": "smtp_user",
+    "LASTMILE_SMTP_PASSWORD": "smtp_password",
+    "LASTMILE_EMAIL_WEBHOOK_SECRET": "email_webhook_secret",  # signs POST /webhooks/email (bounces, complaints)
     # S3 credentials; unset, boto3 looks where it always does (AWS_* variables, an instance role...)
     "LASTMILE_MEDIA_S3_ACCESS_KEY_ID": "media_s3_access_key_id",
     "LASTMILE_MEDIA_S3_SECRET_ACCESS_KEY": "media_s3_secret_access_key",
@@ -90,7 +99,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "logging.format": ("text", "json"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "media.storage": ("local", "s3"),
+    "channels.email.security": ("starttls", "ssl", "none"),
 }
+NOTIFICATION_CHANNELS = ("chat", "sms", "whatsapp", "telegram", "email")
 
 
 class ConfigError(ValueError):
@@ -295,6 +306,7 @@ def _validate(config: dict[str, Any]) -> None:
     if not 0 <= get(config, "relay.open_hours_after_delivery") <= 168:  # orders.SHORT_CODE_HORIZON is a week
         raise ConfigError("relay.open_hours_after_delivery: must be between 0 and 168 (a week)")
     _validate_media(config)
+    _validate_notification_channels(config)
     for key in ("outbox.max_attempts", "outbox.batch_size", "app.max_body_bytes"):
         if get(config, key) <= 0:
             raise ConfigError(f"{key}: must be positive")
@@ -325,6 +337,20 @@ def _validate_media(config: dict[str, Any]) -> None:
         raise ConfigError(f"media.types: a list of MIME types such as image/jpeg, got {types!r}")
     if get(config, "media.storage") == "s3" and not get(config, "media.s3.bucket"):
         raise ConfigError("media.s3.bucket: required when media.storage is s3 (LASTMILE_MEDIA_S3_BUCKET)")
+
+
+def _validate_notification_channels(config: dict[str, Any]) -> None:
+    email = get(config, "channels.email") or {}
+    for kind, channels in (get(config, "notifications.channels") or {}).items():
+        unknown = [c for c in channels if c not in NOTIFICATION_CHANNELS]
+        if unknown:
+            raise ConfigError(f"notifications.channels.{kind}: {unknown[0]!r} is not one of "
+                              f"{', '.join(NOTIFICATION_CHANNELS)}")
+        if "email" in channels and not (email.get("host") and email.get("from_address")):
+            raise ConfigError(f"notifications.channels.{kind}: lists email, but channels.email.host and "
+                              "from_address (LASTMILE_SMTP_HOST, LASTMILE_EMAIL_FROM) are not both set")
+    if not 0 < get(config, "channels.email.timeout") <= 300:
+        raise ConfigError("channels.email.timeout: seconds from more than 0 to 300")
 
 
 def get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:

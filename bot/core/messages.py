@@ -79,6 +79,9 @@ class Reply:
     # The question this reply asks, when it offers options (`failed_attempt`, `rating_prompt`, `clarify`,
     # `handoff_offer`): WhatsApp sends it as a quick-reply template when one is configured (bot/reach.py).
     prompt: str | None = None
+    # Email only (bot/channels/email.py): the subject line, and the one-click unsubscribe link of the address.
+    subject: str | None = None
+    unsubscribe_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,8 @@ class Reply:
             "template": self.template,
             "expires_after": self.expires_after,
             "prompt": self.prompt,
+            **({"subject": self.subject} if self.subject else {}),
+            **({"unsubscribe_url": self.unsubscribe_url} if self.unsubscribe_url else {}),
         }
 
     @classmethod
@@ -99,6 +104,8 @@ class Reply:
             template=data.get("template"),
             expires_after=data.get("expires_after"),
             prompt=data.get("prompt"),
+            subject=data.get("subject"),
+            unsubscribe_url=data.get("unsubscribe_url"),
         )
 
     def as_plain_text(self) -> str:

@@ -29,6 +29,14 @@ class DriverChat(TypedDict):
     until: str  # ISO 8601, UTC
 
 
+class EmailOptOut(TypedDict, total=False):
+    """Why an email address gets no more email (bot/domain/email_optouts.py)."""
+
+    reason: str  # unsubscribe | bounce | complaint
+    at: str  # ISO 8601, UTC
+    detail: str  # the provider's diagnostic, at most 200 characters
+
+
 class ConversationState(TypedDict, total=False):
     # Routing: the state handler the next message goes to (handlers' `state_handlers`), None = by intent.
     awaiting: str
@@ -60,6 +68,8 @@ class ConversationState(TypedDict, total=False):
     rating_retries: int
     # The rating given was low (the comment is then passed to support).
     rating_low: bool
+    # Email conversations: why the address opted out (an unsubscribe, a bounce, a complaint).
+    opt_out: EmailOptOut
 
 
 KEYS: frozenset[str] = frozenset(get_type_hints(ConversationState))

@@ -23,8 +23,8 @@ from bot.core.i18n import format_duration, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
 from bot.delivery.scheduler import job_now, schedule
+from bot.domain import email_messages, email_optouts, reach
 from bot.domain import notify_policies as policy
-from bot.domain import reach
 from bot.domain import status_sentences as sentences
 from bot.domain.conversation_state import remember
 from bot.domain.conversations import conversation_with
@@ -34,10 +34,10 @@ from db.models import Conversation, Notification, Order, OrderEvent, Rating, utc
 
 logger = logging.getLogger(__name__)
 
-EVENT_KINDS = ("out_for_delivery", "eta_updated", "delayed", "arriving", "delivered", "failed_attempt")
+EVENT_KINDS = ("created", "out_for_delivery", "eta_updated", "delayed", "arriving", "delivered", "failed_attempt")
 ETA_KINDS = ("out_for_delivery", "eta_updated", "delayed")
 # A held notification still makes sense at release only while the order is in this state.
-STILL_TRUE = {"out_for_delivery": ("out_for_delivery",), "delayed": ("delayed",), "arriving": ("arriving",),
+STILL_TRUE = {"created": ("created", "driver_assigned"), "out_for_delivery": ("out_for_delivery",), "delayed": ("delayed",), "arriving": ("arriving",),
               "failed_attempt": ("failed_attempt",), "eta_updated": ("out_for_delivery", "delayed", "arriving"),
               "delivered": ("delivered",), "rating_prompt": ("delivered",)}
 RELEASE_JOB = "notifications.release"
@@ -64,19 +64,40 @@ def on_event(session: Session, order: Order, event: OrderEvent) -> None:
 
 
 def notify(session: Session, order: Order, kind: str, *, event: OrderEvent | None = None,
-           now: datetime | None = None) -> Notification:
-    """Decide, record and (unless held or skipped) enqueue one notification about `order`."""
-    record = _decide(session, order, kind, event, now)
-    metrics.NOTIFICATIONS.labels(kind, record.status, record.reason or "").inc()
-    return record
+           now: datetime | None = None) -> list[Notification]:
+    """Decide, record and (unless held or skipped) enqueue a notification about `order` on each channel that
+    `notifications.channels.<kind>` names and that reaches the customer (one record each)."""
+    config = config_of(session)
+    records = [_decide(session, order, kind, event, now, conversation)
+               for conversation in _targets(session, order, kind, config)]
+    for record in records:
+        metrics.NOTIFICATIONS.labels(kind, record.status, record.reason or "").inc()
+    return records
+
+
+def _targets(session: Session, order: Order, kind: str, config: dict[str, Any]) -> list[Conversation | None]:
+    """The conversations a kind of notification goes to: the chat one (WhatsApp, SMS or Telegram, as
+    `conversation_with` chooses) when the policy lists `chat` or its channel, the email one when it lists
+    `email` and the customer has an address; [None] (recorded as unreachable) when the policy names channels
+    but none reaches the customer, [] when it names none."""
+    wanted = list(config["notifications"]["channels"].get(kind, ["chat"]))
+    customer = order.customer
+    targets: list[Conversation | None] = []
+    if customer is not None and any(name != "email" for name in wanted):
+        chat = conversation_with(session, customer)
+        if chat is not None and ("chat" in wanted or chat.channel in wanted):
+            targets.append(chat)
+    if customer is not None and "email" in wanted and email_optouts.email_ready(config):
+        mailbox = email_optouts.conversation_for(session, customer)
+        if mailbox is not None:
+            targets.append(mailbox)
+    return targets if targets or not wanted else [None]
 
 
 def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
-            now: datetime | None) -> Notification:
+            now: datetime | None, conversation: Conversation | None) -> Notification:
     config = config_of(session)
     now = now or utcnow()
-    customer = order.customer
-    conversation = conversation_with(session, customer) if customer is not None else None
     record = Notification(order_id=order.id, conversation_id=conversation.id if conversation else None,
                           event_id=event.id if event else None, kind=kind, created_at=now,
                           content_key=content_key(kind, event), status="skipped", data=_eta_data(kind, order))
@@ -102,7 +123,8 @@ def _skip_reason(session: Session, record: Notification, order: Order, conversat
         return "in_handoff"
     previous = session.scalar(
         select(Notification).where(Notification.order_id == order.id, *_earlier_than(record),
-                                   Notification.reason.is_distinct_from("small_change"))
+                                   Notification.reason.is_distinct_from("small_change"),
+                                   *_same_route(conversation))
         .order_by(Notification.id.desc()).limit(1))
     if previous is not None and previous.kind == kind and previous.content_key == record.content_key:
         return "duplicate"
@@ -139,6 +161,10 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
     with i18n.use_locale(locale, timezone):
         draft = render(record.kind, order, event, conversation, config, now)
     reply = draft.reply
+    if conversation.channel == email_optouts.CHANNEL:
+        link = email_optouts.unsubscribe_url(session, conversation)
+        with i18n.use_locale(locale, timezone):
+            reply = email_messages.with_unsubscribe(reply, link)
     rules = config["notifications"]
     if conversation.channel == "whatsapp" and not reach.window_open(
             conversation, now, float(rules["whatsapp_window_hours"])):
@@ -155,6 +181,8 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
     record.status, record.reason, record.message_id = "sent", message.data.get("fallback"), message.id
     if record.release_at is not None:
         record.release_at = now
+    if conversation.channel == email_optouts.CHANNEL:
+        return  # nothing is answered by email: no dialogue state, no active order
     if reply.buttons and not reply.template:
         remember(conversation, buttons=[[b.title, b.payload] for b in reply.buttons])  # '2' on SMS = the 2nd
     if record.kind == "rating_prompt":
@@ -188,6 +216,15 @@ def _eta_moved_enough(session: Session, order: Order, record: Notification, conf
     return policy.eta_moved(previous, (order.eta_start, order.eta_end), minutes)
 
 
+def _same_route(conversation: Conversation) -> tuple:
+    """Email and chat notifications are repeats only of their own kind of route: the email of an event does
+    not make its SMS a duplicate (a chat that moved from SMS to WhatsApp is still the same route)."""
+    email = select(Conversation.id).where(Conversation.channel == email_optouts.CHANNEL)
+    if conversation.channel == email_optouts.CHANNEL:
+        return (Notification.conversation_id.in_(email),)
+    return (Notification.conversation_id.is_(None) | Notification.conversation_id.not_in(email),)
+
+
 def _earlier_than(record: Notification) -> tuple:
     """Other records than `record` (not stored yet while being decided, so every stored one is other)."""
     return (Notification.id != record.id,) if record.id is not None else ()
@@ -212,9 +249,13 @@ def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conv
     buttons: list[Button] = []
     media: list[Media] = []
     detail = window
-    if kind == "out_for_delivery":
+    chat = conversation.channel != email_optouts.CHANNEL  # nothing is answered by email: no reply-here lines
+    if kind == "created":
+        lines = [email_messages.order_received(ref, window)]
+    elif kind == "out_for_delivery":
         lines = [sentences.out_for_delivery(ref, window)]
-        lines.append(_("Reply here with any instructions for the driver (gate code, safe place)."))
+        if chat:
+            lines.append(_("Reply here with any instructions for the driver (gate code, safe place)."))
     elif kind == "eta_updated":
         lines = [_("New delivery time for your order %(ref)s: %(window)s.", ref=ref, window=window)]
     elif kind == "delayed":
@@ -228,21 +269,27 @@ def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conv
         lines = [_("We couldn't deliver your order %(ref)s.", ref=ref)]
         if reason:
             lines[0] += " " + _("Reason: %(reason)s.", reason=reason)
-        lines.append(_("What would you like us to do?"))
-        buttons = [Button(_("Another day"), "/reschedule"),
-                   Button(_("Leave it with a neighbour"), '/change_address{"option": "neighbour"}'),
-                   Button(_("A pickup point"), '/change_address{"option": "pickup_point"}')]
+        if chat:
+            lines.append(_("What would you like us to do?"))
+            buttons = [Button(_("Another day"), "/reschedule"),
+                       Button(_("Leave it with a neighbour"), '/change_address{"option": "neighbour"}'),
+                       Button(_("A pickup point"), '/change_address{"option": "pickup_point"}')]
         detail = reason
-    elif kind == "rating_prompt":
+    elif kind == "rating_prompt" and chat:
         from bot.domain.ratings import prompt_reply
 
         reply = prompt_reply(order, conversation.channel)
         return Draft(reply, {"1": ref, "2": "", "3": url})
+    elif kind == "rating_prompt":
+        lines = email_messages.rating_question(ref, url)
     else:
         raise ValueError(f"no notification template for {kind!r}")
-    lines.append(_("Track it here: %(url)s", url=url))
-    return Draft(Reply(text="\n".join(lines), buttons=buttons, media=media, prompt=kind if buttons else None),
-                 {"1": ref, "2": detail, "3": url})
+    if kind != "rating_prompt":
+        lines.append(_("Track it here: %(url)s", url=url))
+    reply = Reply(text="\n".join(lines), buttons=buttons, media=media, prompt=kind if buttons else None)
+    if not chat:
+        reply.subject = email_messages.subject(kind, ref)
+    return Draft(reply, {"1": ref, "2": detail, "3": url})
 
 
 def _arriving(order: Order, now: datetime) -> tuple[list[str], str]:
@@ -267,7 +314,8 @@ def _delivered(order: Order, conversation: Conversation, config: dict[str, Any])
     photo = policy.photo_url(order)
     if photo and not media:
         lines.append(_("Photo: %(url)s", url=photo))
-    lines.append(_("Something wrong? Just reply to this message."))
+    if conversation.channel != email_optouts.CHANNEL:
+        lines.append(_("Something wrong? Just reply to this message."))
     return lines, media
 
 

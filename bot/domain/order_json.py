@@ -39,6 +39,7 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
         "tracking_url": tracking_url(config, order),
         "customer": None if customer is None else {
             "id": customer.id, "name": customer.name, "phone": customer.phone, "telegram_chat_id": customer.telegram_chat_id,
+            "email": customer.email,
             "whatsapp": customer.whatsapp, "locale": customer.locale, "timezone": customer.timezone},
         "updated_at": _iso(order.updated_at),
     }

@@ -12,6 +12,7 @@ from typing import Any, TypedDict, TypeVar
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core import emails
 from bot.core.config import config_of
 from bot.domain.media import records as media_records
 from bot.domain.media.service import forget
@@ -53,15 +54,19 @@ class Person:
     customer_ids: list[int] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
     conversation_ids: list[int] = field(default_factory=list)
-    addresses: list[str] = field(default_factory=list)  # phone numbers and Telegram chat ids
+    addresses: list[str] = field(default_factory=list)  # phone numbers, Telegram chat ids, email addresses
 
 
 def find_person(session: Session, ident: str) -> Person:
-    """`ident`: an E.164 phone number (+15551230001) or a customer id (42). Raises UnknownPerson."""
+    """`ident`: an E.164 phone number (+15551230001), an email address or a customer id (42). Raises
+    UnknownPerson."""
     ident = ident.strip()
     if re.fullmatch(r"\+\d{6,16}", ident):
         customers = list(session.scalars(select(Customer).where(Customer.phone == ident)))
         addresses = {ident}
+    elif emails.normalize(ident):
+        customers = list(session.scalars(select(Customer).where(Customer.email == emails.normalize(ident))))
+        addresses = {emails.normalize(ident)}
     elif re.fullmatch(r"\d{1,18}", ident):
         customer = session.get(Customer, int(ident))
         customers = [customer] if customer else []
@@ -71,10 +76,12 @@ def find_person(session: Session, ident: str) -> Person:
     for customer in customers:
         if customer.phone:
             addresses.add(customer.phone)
+        if customer.email:
+            addresses.add(customer.email)
     chats = {str(c.telegram_chat_id) for c in customers if c.telegram_chat_id is not None}
     customer_ids = [c.id for c in customers]
     conditions: list[ColumnElement[bool]] = [
-        Conversation.channel.in_(PHONE_CHANNELS) & Conversation.address.in_(addresses)] if addresses else []
+        Conversation.channel.in_((*PHONE_CHANNELS, "email")) & Conversation.address.in_(addresses)] if addresses else []
     if chats:
         conditions.append((Conversation.channel == "telegram") & Conversation.address.in_(chats))
     if customer_ids:
@@ -117,6 +124,7 @@ def export(session: Session, ident: str) -> dict[str, Any]:
     return {
         "exported_at": _iso(utcnow()),
         "customers": [{"id": c.id, "name": c.name, "phone": c.phone, "telegram_chat_id": c.telegram_chat_id,
+                       "email": c.email,
                        "whatsapp": c.whatsapp, "locale": c.locale, "timezone": c.timezone,
                        "created_at": _iso(c.created_at)} for c in customers],
         "orders": [_order_export(o) for o in orders],
@@ -237,7 +245,7 @@ def erase(session: Session, ident: str) -> dict[str, int]:
 
 def _erase_replays(session: Session, person: Person) -> int:
     """Stored API answers (Idempotency-Key replays, bot/idempotency.py) that show the person's phone or chat."""
-    needles = [a for a in person.addresses if a.startswith("+")]
+    needles = [a for a in person.addresses if a.startswith("+") or "@" in a]
     needles += [f'"telegram_chat_id":{a}' for a in person.addresses if a.lstrip("-").isdigit()]
     needles += [f'"telegram_chat_id": {a}' for a in person.addresses if a.lstrip("-").isdigit()]
     if not needles:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from bot.core import emails
 from bot.core.services import services
 from bot.domain import orders as order_rules
 from bot.domain.order_json import event_json, order_json
@@ -32,6 +33,8 @@ CUSTOMER = F("object", description="The person receiving the order", fields={
     "name": F("string", max_length=200, example="Ana"),
     "phone": F("phone", description="E.164; SMS, or WhatsApp when `whatsapp` is true", example="+15550001111"),
     "telegram_chat_id": F("integer", description="Telegram chat id, if known", example=4242),
+    "email": F("email", description="Email address for the notifications `notifications.channels` sends by "
+                                   "email (stored lower-case)", example="ana@example.com"),
     "whatsapp": F("boolean", description="Reach this phone on WhatsApp rather than SMS"),
     "locale": F("string", max_length=16, description="Language: en, es, fr, de, pt", example="es"),
     "timezone": F("timezone", example="America/New_York"),
@@ -218,7 +221,10 @@ def _upsert_customer(session: Session, current: Customer | None, data: dict[str,
     differs from the current customer's moves the order to the customer holding it (a new one if nobody
     does) and never rewrites the customer that other orders share (docs/api.md#customers)."""
     customer = current
-    key = "phone" if data.get("phone") else "telegram_chat_id"  # the phone decides when both are given
+    if data.get("email") is not None:
+        data = {**data, "email": emails.normalize(data["email"])}
+    # the phone decides when several are given, then the Telegram chat, then the email address
+    key = next((k for k in ("phone", "telegram_chat_id", "email") if data.get(k) is not None), "phone")
     wanted = data.get(key)
     if wanted is not None and (customer is None or getattr(customer, key) != wanted):
         holder = session.scalar(select(Customer).where(getattr(Customer, key) == wanted).order_by(Customer.id).limit(1))
@@ -229,7 +235,7 @@ def _upsert_customer(session: Session, current: Customer | None, data: dict[str,
     if customer is None:
         customer = Customer()
         session.add(customer)
-    for key in ("name", "phone", "telegram_chat_id", "whatsapp", "locale", "timezone"):
+    for key in ("name", "phone", "telegram_chat_id", "email", "whatsapp", "locale", "timezone"):
         if key in data:
             setattr(customer, key, data[key])
     return customer

@@ -58,6 +58,7 @@ class Customer(Model):
     name: str | None
     phone: str | None = Field(examples=["+15550001111"])
     telegram_chat_id: int | None
+    email: str | None = Field(None, examples=["ana@example.com"])
     whatsapp: bool | None
     locale: str | None
     timezone: str | None
@@ -319,7 +320,7 @@ class WebhookMessage(Model):
 
 # --- request bodies from the validated specs --------------------------------------------------------
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "datetime": datetime,
-                            "phone": str, "timezone": str}
+                            "phone": str, "email": str, "timezone": str}
 
 
 def request_model(name: str, spec: F) -> type[BaseModel]:

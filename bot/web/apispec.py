@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from bot.core import phones
+from bot.core import emails, phones
 
 PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 # Dates the carrier may send: wide enough for any real order, narrow enough that windows, reminders
@@ -22,7 +22,7 @@ UNKNOWN_FIELD = "is not a known field"
 
 @dataclass(frozen=True)
 class F:
-    """A field: `kind` is string|integer|number|boolean|object|array|datetime|phone|timezone."""
+    """A field: `kind` is string|integer|number|boolean|object|array|datetime|phone|email|timezone."""
 
     kind: str
     required: bool = False
@@ -113,6 +113,12 @@ def _phone(value: Any, spec: F) -> str | None:
     return None
 
 
+def _email(value: Any, spec: F) -> str | None:
+    if emails.normalize(value) is None:
+        return f"must be an email address such as ana@example.com (at most {emails.MAX_LENGTH} characters)"
+    return None
+
+
 def _timezone(value: Any, spec: F) -> str | None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -134,6 +140,7 @@ _CHECKS: dict[str, Callable[[Any, F], str | None]] = {
     "array": lambda v, s: None if isinstance(v, list) else "must be an array",
     "datetime": _datetime,
     "phone": _phone,
+    "email": _email,
     "timezone": _timezone,
 }
 
@@ -144,6 +151,8 @@ def json_schema(spec: F) -> dict[str, Any]:
         base = {"type": "string", "format": "date-time"}
     elif spec.kind == "phone":
         base = {"type": "string", "pattern": PHONE.pattern}
+    elif spec.kind == "email":
+        base = {"type": "string", "format": "email", "maxLength": emails.MAX_LENGTH}
     elif spec.kind == "timezone":
         base = {"type": "string", "description": "IANA time zone"}
     else:

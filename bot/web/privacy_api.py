@@ -35,7 +35,7 @@ def _api():
         audit.record_api(session, action, target="nobody matched")  # never the number that was asked for
         return problem(404, "no customer or conversation for this phone number or id")
 
-    @operation(bp, "GET", "/customers/<ident>/export", "Everything stored about a person (E.164 phone or customer id)",
+    @operation(bp, "GET", "/customers/<ident>/export", "Everything stored about a person (E.164 phone, email address or customer id)",
                prefix=prefix, tag="privacy",
                responses={200: "The person's data", 401: "Missing or bad API key (carrier scope)", 404: "Nobody matches"})
     @carrier

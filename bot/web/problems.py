@@ -19,6 +19,8 @@ CODES: dict[str, tuple[int, str]] = {
     "malformed_request": (400, "Malformed request"),
     "invalid_query": (400, "Invalid query parameter"),
     "unauthorized": (401, "Missing or invalid API key"),
+    "missing_signature": (401, "Missing signature"),
+    "invalid_signature": (403, "Invalid signature"),
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict"),
