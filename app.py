@@ -44,7 +44,7 @@ def create_app(config: dict[str, Any] | None = None, *, start_dispatcher: bool |
     settings = load_config(config)
     app = Flask(__name__, template_folder="bot/templates", static_folder="bot/static")
     app.config["MAX_CONTENT_LENGTH"] = settings["app"]["max_body_bytes"]
-    app.config["SECRET_KEY"] = _secret_key(settings, require_secret_key)
+    secret_key = app.config["SECRET_KEY"] = _secret_key(settings, require_secret_key)
     app.config["LASTMILE"] = settings
     proxies = settings["app"]["trusted_proxies"]
     if proxies:
@@ -66,11 +66,11 @@ def create_app(config: dict[str, Any] | None = None, *, start_dispatcher: bool |
     from bot.domain.media.service import SESSION_KEY as MEDIA_KEY
     from bot.web.media import bp as media_bp
 
-    srv.extras["media"] = MediaService(settings, database, srv.channels, app.secret_key)
+    srv.extras["media"] = MediaService(settings, database, srv.channels, secret_key)
     database.info[MEDIA_KEY] = srv.extras["media"]  # domain rules find it from their session (media.current)
     from bot.domain.email_optouts import install_key
 
-    install_key(database.info, app.secret_key)  # signs email unsubscribe links (bot/domain/email_optouts.py)
+    install_key(database.info, secret_key)  # signs email unsubscribe links (bot/domain/email_optouts.py)
     app.register_blueprint(media_bp)
 
     from bot.web import api, webhooks
@@ -319,7 +319,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith(("/api/", "/webhooks/", "/nlu/")) or request.is_json:
-            message = {413: "the body is larger than the 1 MiB limit"}.get(exc.code or 0, exc.description)
+            message = {413: "the body is larger than the 1 MiB limit"}.get(exc.code or 0, exc.description or exc.name)
             return problem(exc.code or 500, message, headers=_allow_header(exc))
         return exc
 

@@ -131,7 +131,7 @@ class EmailChannel(Channel):
         except smtplib.SMTPNotSupportedError:
             raise SendError("the SMTP server does not offer STARTTLS or AUTH as configured") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failures
-            phase = getattr(exc, "lastmile_phase", phase)
+            phase = "data" if isinstance(exc, DataLost) else phase
             raise SendError(f"SMTP {exc.__class__.__name__} during {phase}", ambiguous=phase == "data") from None
         finally:
             if smtp is not None:
@@ -150,11 +150,14 @@ class EmailChannel(Channel):
             raise smtplib.SMTPRecipientsRefused({to: (code, text)})
         try:
             code, text = smtp.data(message.as_bytes(policy=SMTP))
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            exc.lastmile_phase = "data"  # type: ignore[union-attr]
-            raise
+        except OSError as exc:  # smtplib's SMTPServerDisconnected is an OSError too
+            raise DataLost(f"{exc.__class__.__name__}: {exc}") from exc
         if code != 250:
             raise smtplib.SMTPDataError(code, text)
+
+
+class DataLost(OSError):
+    """The connection broke while the message itself was being handed over: it may have been accepted."""
 
 
 def _close(smtp: smtplib.SMTP) -> None:

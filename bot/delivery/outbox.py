@@ -32,7 +32,7 @@ from bot.core.messages import Reply
 from bot.core.registry import registry_of
 from bot.delivery.pacing import SendPacer
 from db.models import Conversation, Message, OutboxAttempt, OutboxItem, utcnow
-from db.session import Database
+from db.session import Database, rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -388,19 +388,19 @@ class OutboxDispatcher:
         expired = (OutboxItem.status == "sending", OutboxItem.locked_until < now,
                    or_(OutboxItem.lease_token.is_(None), OutboxItem.lease_token.not_in(ours)))
         with self.db.session() as session:
-            untouched = session.execute(
+            untouched = rows_changed(session.execute(
                 update(OutboxItem)
                 .where(*expired, OutboxItem.in_flight_since.is_(None))
                 .values(status=case((OutboxItem.unknown_since.is_not(None), "unknown"), else_="pending"),
                         locked_until=None, lease_token=None)
-            ).rowcount
-            interrupted = session.execute(
+            ))
+            interrupted = rows_changed(session.execute(
                 update(OutboxItem)
                 .where(*expired, OutboxItem.in_flight_since.is_not(None))
                 .values(status="unknown", unknown_since=func.coalesce(OutboxItem.unknown_since,
                                                                       OutboxItem.in_flight_since),
                         next_attempt_at=now, locked_until=None, lease_token=None)
-            ).rowcount
+            ))
         if untouched or interrupted:
             logger.warning("outbox: %d expired lease(s) taken back, %d of them with a send of unknown outcome",
                            untouched + interrupted, interrupted)
@@ -438,12 +438,12 @@ class OutboxDispatcher:
         """The compare-and-set immediately before the provider call: still ours, and not known to be
         accepted already (a status callback may have recorded a provider id meanwhile)."""
         started = utcnow()
-        held = session.execute(
+        held = rows_changed(session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == row.id, OutboxItem.status == "sending", OutboxItem.lease_token == row.token,
                    OutboxItem.provider_id.is_(None))
             .values(in_flight_since=started, attempts=OutboxItem.attempts + 1, locked_until=started + self.lease)
-        ).rowcount == 1
+        )) == 1
         return started if held else None
 
     def _ambiguity_window(self, row: _Claimed) -> timedelta:
@@ -544,19 +544,19 @@ class OutboxDispatcher:
         values = {"status": "sent", "provider_id": provider_id, "sent_at": utcnow(), "locked_until": None,
                   "lease_token": None, "in_flight_since": None, "unknown_since": None, "last_error": None}
         with self.db.session() as session:
-            settled = session.execute(
+            settled = rows_changed(session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id == row.id, OutboxItem.status == "sending", OutboxItem.lease_token == row.token)
                 .values(**values)
-            ).rowcount
+            ))
             if not settled and outcome == "sent":
                 # The lease was lost during the call (the row is `unknown` now, or being looked up by its new
                 # holder): its outcome is known, so record it for whoever holds the row.
-                settled = session.execute(
+                settled = rows_changed(session.execute(
                     update(OutboxItem)
                     .where(OutboxItem.id == row.id, OutboxItem.status.in_(CLAIMABLE), OutboxItem.provider_id.is_(None))
                     .values(**values)
-                ).rowcount
+                ))
                 outcome = "sent_after_lease"
                 if not settled:
                     session.execute(update(OutboxItem)
@@ -590,11 +590,11 @@ class OutboxDispatcher:
             values = {**common, "status": "pending", "in_flight_since": None,
                       "next_attempt_at": utcnow() + timedelta(seconds=delay)}
         with self.db.session() as session:
-            recorded = session.execute(
+            recorded = rows_changed(session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id == row.id, OutboxItem.status == "sending", OutboxItem.lease_token == row.token)
                 .values(**values)
-            ).rowcount
+            ))
             session.add(OutboxAttempt(outbox_id=row.id, outcome=outcome if recorded else "lease_lost",
                                       detail=last_error, started_at=started))
             if recorded:
@@ -689,13 +689,13 @@ def record_status_callback(session: Session, item_id: int, provider_id: str, sta
         session.add(OutboxAttempt(outbox_id=item_id, outcome="callback", provider_id=provider_id,
                                   detail=f"duplicate: {status}; the row was sent as {item.provider_id}"))
         return
-    settled = session.execute(
+    settled = rows_changed(session.execute(
         update(OutboxItem)
         .where(OutboxItem.id == item_id, OutboxItem.provider_id.is_(None),
                OutboxItem.status.in_(("pending", "unknown", "failed")))
         .values(status="sent", provider_id=provider_id, sent_at=utcnow(), locked_until=None, lease_token=None,
                 in_flight_since=None, unknown_since=None, last_error=None)
-    ).rowcount
+    ))
     if not settled:  # being sent or looked up right now: its holder sees the provider id and stops there
         session.execute(update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.provider_id.is_(None))
                         .values(provider_id=provider_id))

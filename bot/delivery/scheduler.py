@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextvars
 import logging
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.registry import registry_of
 from db.models import ScheduledJob, utcnow
+from db.session import rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,11 @@ def schedule(
 
 
 def cancel(session: Session, dedupe_key: str) -> bool:
-    result = cast(CursorResult[Any], session.execute(  # Session.execute is typed Result; an UPDATE's is a CursorResult
+    return bool(rows_changed(session.execute(
         update(ScheduledJob)
         .where(ScheduledJob.dedupe_key == dedupe_key, ScheduledJob.status == "pending")
         .values(status="cancelled", finished_at=utcnow())
-    ))
-    return bool(result.rowcount)
+    )))
 
 
 def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) -> int:
@@ -89,11 +89,11 @@ def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) ->
     ran = 0
     for job_id in due:
         with database.session() as session:
-            won = session.execute(
+            won = rows_changed(session.execute(
                 update(ScheduledJob)
                 .where(ScheduledJob.id == job_id, ScheduledJob.status == "pending")
                 .values(status="running", locked_until=now + LEASE, attempts=ScheduledJob.attempts + 1)
-            ).rowcount
+            ))
             attempt = session.scalar(select(ScheduledJob.attempts).where(ScheduledJob.id == job_id)) if won else 0
         if not won:
             continue
@@ -116,8 +116,8 @@ def _run_one(database: Any, job_id: int, attempt: int) -> None:
                 raise LookupError(f"no job function for kind {item.kind!r}")
             function(session, dict(item.payload))
             session.flush()
-            done = session.execute(update(ScheduledJob).where(*claim).values(
-                status="done", finished_at=utcnow(), locked_until=None)).rowcount
+            done = rows_changed(session.execute(update(ScheduledJob).where(*claim).values(
+                status="done", finished_at=utcnow(), locked_until=None)))
             if not done:
                 raise LostClaim(f"scheduled job {job_id} was claimed again elsewhere")
     except LostClaim:

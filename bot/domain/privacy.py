@@ -64,9 +64,9 @@ def find_person(session: Session, ident: str) -> Person:
     if re.fullmatch(r"\+\d{6,16}", ident):
         customers = list(session.scalars(select(Customer).where(Customer.phone == ident)))
         addresses = {ident}
-    elif emails.normalize(ident):
-        customers = list(session.scalars(select(Customer).where(Customer.email == emails.normalize(ident))))
-        addresses = {emails.normalize(ident)}
+    elif (email := emails.normalize(ident)) is not None:
+        customers = list(session.scalars(select(Customer).where(Customer.email == email)))
+        addresses = {email}
     elif re.fullmatch(r"\d{1,18}", ident):
         customer = session.get(Customer, int(ident))
         customers = [customer] if customer else []

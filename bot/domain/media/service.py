@@ -9,11 +9,11 @@ import tempfile
 import threading
 from dataclasses import replace
 from datetime import timedelta
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import requests
-from sqlalchemy import CursorResult, select, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.channels.base import Channel, SendError
@@ -21,7 +21,7 @@ from bot.core.messages import Reply
 from bot.domain.media import links, records
 from bot.domain.media.storage import MediaStore, StorageError, store_from_config
 from db.models import Conversation, MediaFile, utcnow
-from db.session import Database
+from db.session import Database, rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -196,9 +196,8 @@ class MediaService:
 
     def _settle(self, media_id: int, **values: Any) -> bool:
         with self.db.session() as session:
-            result = cast(CursorResult[Any], session.execute(  # typed Result; an UPDATE's is a CursorResult
-                update(MediaFile).where(MediaFile.id == media_id, MediaFile.status == "pending").values(**values)))
-            return bool(result.rowcount)
+            return bool(rows_changed(session.execute(
+                update(MediaFile).where(MediaFile.id == media_id, MediaFile.status == "pending").values(**values))))
 
     # --- removal (privacy erasure, retention) ------------------------------------------------------
     def delete_files(self, keys: list[str]) -> int:

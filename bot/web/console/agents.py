@@ -8,16 +8,17 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.web import csrf
 from db.models import Agent, ConsoleSession, VerificationAttempt, utcnow
+from db.session import rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +181,7 @@ def revoke_sessions(db_session: Session, agent_id: int, *, keep_id: int | None =
     query = update(ConsoleSession).where(ConsoleSession.agent_id == agent_id, ConsoleSession.revoked_at.is_(None))
     if keep_id is not None:
         query = query.where(ConsoleSession.id != keep_id)
-    # Session.execute is typed Result; an UPDATE's is a CursorResult
-    result = cast(CursorResult[Any], db_session.execute(query.values(revoked_at=utcnow())))
-    return result.rowcount or 0
+    return rows_changed(db_session.execute(query.values(revoked_at=utcnow())))
 
 
 def change_password(db_session: Session, agent: Agent, new_password: str, *, keep_id: int | None = None) -> int:
