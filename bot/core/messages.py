@@ -79,9 +79,12 @@ class Reply:
     # The question this reply asks, when it offers options (`failed_attempt`, `rating_prompt`, `clarify`,
     # `handoff_offer`): WhatsApp sends it as a quick-reply template when one is configured (bot/reach.py).
     prompt: str | None = None
+    # The brand's own sender for this message (`{"from": "+1…"}` or `{"messaging_service_sid": "MG…"}`);
+    # None: the channel's configured one (bot/domain/brands.py `sender_for`).
+    sender: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "buttons": [asdict(b) for b in self.buttons],
             "media": [asdict(m) for m in self.media],
@@ -89,6 +92,9 @@ class Reply:
             "expires_after": self.expires_after,
             "prompt": self.prompt,
         }
+        if self.sender:
+            data["sender"] = self.sender
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
@@ -99,6 +105,7 @@ class Reply:
             template=data.get("template"),
             expires_after=data.get("expires_after"),
             prompt=data.get("prompt"),
+            sender=data.get("sender"),
         )
 
     def as_plain_text(self) -> str:
