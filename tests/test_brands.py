@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.web.api_keys import create_api_key
-from db.models import Brand, Order
+from db.models import Brand, Conversation, Order
 from tests.conftest import PUBLIC_URL, SMS_FROM, post_twilio, twilio_params
 from tests.notify_helpers import eta, put_order
+from tests.test_console import agents, sign_in  # noqa: F401  (agents is a fixture)
 
 ACME_FROM = "+15550001000"
 BOLT_SERVICE = "MG" + "b" * 32
@@ -243,3 +244,43 @@ def test_a_single_brand_install_reads_as_before(client, srv, providers, auth):
     assert order["brand"] == "default"
     html = client.get(order["tracking_url"].removeprefix(PUBLIC_URL)).get_data(as_text=True)
     assert 'id="brand"' not in html and "<style>" not in html
+
+
+def test_proving_a_shared_reference_with_its_postcode_finds_that_brands_order(client, srv, providers, shops):
+    put_order(client, shops["acme"], "1001", phone="+15557770001")
+    bolt = client.put("/api/v1/orders/1001", json={"address": {"line1": "2 Side St", "postcode": "20002"},
+                                                   "customer": {"phone": "+15557770002"}}, headers=shops["bolt"])
+    assert bolt.status_code == 201
+    stranger = "+15557779999"
+    assert post_twilio(client, twilio_params(stranger, "where is my order?")).status_code == 200
+    assert post_twilio(client, twilio_params(stranger, "1001 20002")).status_code == 200
+    srv.dispatcher.drain()
+    last = [m.value("Body") for m in providers.twilio_messages() if m.value("To") == stranger][-1]
+    assert last.startswith("Bolt Bikes: ") and "1001" in last
+
+
+def test_the_console_shows_the_orders_brand(client, srv, app, shops, agents):  # noqa: F811 (a fixture)
+    put_order(client, shops["acme"], "1001", phone="+15557770001")
+    for text in ("where is my order?", "I want to talk to a person"):
+        assert post_twilio(client, twilio_params("+15557770001", text)).status_code == 200
+    with srv.db.session() as session:
+        conversation_id = session.scalar(select(Conversation.id).where(Conversation.address == "+15557770001"))
+    agent = app.test_client()
+    sign_in(agent, "sam")
+    page = agent.get(f"/console/conversations/{conversation_id}").get_data(as_text=True)
+    brand = page[page.index('id="order-brand"'):]
+    assert brand[:brand.index("</dd>")].count("Acme Shoes") == 1 and "acme" in brand[:brand.index("</dd>")]
+
+
+def test_outside_the_whatsapp_window_the_brands_template_goes_from_its_whatsapp_sender(client, srv, providers, auth):
+    template = "HX" + "a" * 32
+    body = {"name": "Acme Shoes", "senders": {"whatsapp": {"from": "+15550002000", "templates": {
+        "out_for_delivery": {"default": template}}}}}
+    assert client.put("/api/v1/brands/acme", json=body, headers=auth).status_code == 201
+    put_order(client, auth, "1001", phone="+15557770001", whatsapp=True, brand="acme")
+    client.post("/api/v1/orders/1001/events?brand=acme", json={"type": "out_for_delivery", "eta": eta(60)},
+                headers=auth)
+    srv.dispatcher.drain()
+    [sent] = providers.twilio_messages()
+    assert (sent.value("ContentSid"), sent.value("From")) == (template, "whatsapp:+15550002000")
+    assert sent.value("To") == "whatsapp:+15557770001"
