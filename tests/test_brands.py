@@ -284,3 +284,14 @@ def test_outside_the_whatsapp_window_the_brands_template_goes_from_its_whatsapp_
     [sent] = providers.twilio_messages()
     assert (sent.value("ContentSid"), sent.value("From")) == (template, "whatsapp:+15550002000")
     assert sent.value("To") == "whatsapp:+15557770001"
+
+
+def test_an_idempotency_key_reused_for_another_brands_order_is_a_mismatch(client, auth, shops):
+    put_order(client, auth, "1001", brand="acme")
+    put_order(client, auth, "1001", brand="bolt")
+    headers = {**auth, "Idempotency-Key": "evt-42"}
+    first = client.post("/api/v1/orders/1001/events?brand=acme", json={"type": "delayed"}, headers=headers)
+    assert first.status_code == 201
+    other = client.post("/api/v1/orders/1001/events?brand=bolt", json={"type": "delayed"}, headers=headers)
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_mismatch"
+    assert client.get("/api/v1/orders/1001?brand=bolt", headers=auth).get_json()["order"]["status"] == "created"
