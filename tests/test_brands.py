@@ -295,3 +295,13 @@ def test_an_idempotency_key_reused_for_another_brands_order_is_a_mismatch(client
     other = client.post("/api/v1/orders/1001/events?brand=bolt", json={"type": "delayed"}, headers=headers)
     assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_mismatch"
     assert client.get("/api/v1/orders/1001?brand=bolt", headers=auth).get_json()["order"]["status"] == "created"
+
+
+def test_a_stranger_writing_to_a_brands_number_is_answered_from_it(client, srv, providers, shops):
+    stranger = "+15557779999"
+    assert post_twilio(client, twilio_params(stranger, "where is my order?", To=ACME_FROM)).status_code == 200
+    assert post_twilio(client, twilio_params(stranger, "hello")).status_code == 200  # to the carrier's number
+    srv.dispatcher.drain()
+    first, second = [m for m in providers.twilio_messages() if m.value("To") == stranger]
+    assert "order number" in first.value("Body") and first.value("From") == ACME_FROM
+    assert second.value("From") == SMS_FROM
