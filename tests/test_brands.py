@@ -305,3 +305,17 @@ def test_a_stranger_writing_to_a_brands_number_is_answered_from_it(client, srv, 
     first, second = [m for m in providers.twilio_messages() if m.value("To") == stranger]
     assert "order number" in first.value("Body") and first.value("From") == ACME_FROM
     assert second.value("From") == SMS_FROM
+
+
+def test_the_openapi_document_describes_brands(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    put = document["paths"]["/api/v1/brands/{ref}"]["put"]
+    assert put["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/BrandSaved")
+    assert put["responses"]["422"]["content"]["application/problem+json"]
+    assert document["paths"]["/api/v1/brands"]["get"]["responses"]["200"]["content"]
+    body = document["components"]["schemas"][put["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                                              .rsplit("/", 1)[-1]]
+    assert body["additionalProperties"] is False and {"name", "senders", "theme", "seller"} <= set(body["properties"])
+    assert "brand" in document["components"]["schemas"]["Order"]["properties"]
+    listing = [p["name"] for p in document["paths"]["/api/v1/orders"]["get"]["parameters"]]
+    assert "brand" in listing

@@ -19,12 +19,12 @@ from db.models import Brand
 logger = logging.getLogger(__name__)
 bp = Blueprint("brands_api", __name__, url_prefix=PREFIX)
 
-MESSAGING_SERVICE = r"MG[0-9a-fA-F]{32}"
-CONTENT_SID = r"HX[0-9a-fA-F]{32}"
+MESSAGING_SERVICE = r"^MG[0-9a-fA-F]{32}$"
+CONTENT_SID = r"^HX[0-9a-fA-F]{32}$"
 TEMPLATE_KINDS = ("out_for_delivery", "eta_updated", "delayed", "arriving", "delivered", "failed_attempt",
                   "rating_prompt")
 SELLER_EVENTS = ("failed_attempt", "delivery_exception", "low_rating")
-NAME = r"[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*"  # printable, not blank
+NAME = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"  # printable, not blank
 
 _TEMPLATE = F("object", description="A Content SID for every language (`default`) or per language", fields={
     language: F("string", pattern=CONTENT_SID) for language in ("default", *SUPPORTED_LOCALES)})
