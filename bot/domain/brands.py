@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from bot.core.i18n import gettext as _
 from db.models import DEFAULT_BRAND, Brand, Order, default_brand_id
@@ -32,6 +32,16 @@ def brand_by_ref(session: Session, ref: str | None) -> Brand | None:
 
 def order_in_brand(session: Session, brand: Brand, ref: str) -> Order | None:
     return session.scalar(select(Order).where(Order.brand_id == brand.id, Order.ref == ref))
+
+
+def find_brand_order(session: Session, ref: str, *, brand_ref: str | None, brand_id: int | None = None) -> Order | None:
+    """Order `ref` of the brand `brand_ref` (the default brand when None), limited to brand `brand_id` when given
+    (a brand key's): one statement, the brand loaded with it."""
+    statement = (select(Order).join(Order.brand).options(contains_eager(Order.brand))
+                 .where(Order.ref == ref, Brand.ref == (brand_ref or DEFAULT_BRAND)))
+    if brand_id is not None:
+        statement = statement.where(Order.brand_id == brand_id)
+    return session.scalar(statement)
 
 
 def upsert_brand(session: Session, ref: str, data: dict[str, Any]) -> tuple[Brand, bool]:
