@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from bot.web.api_keys import create_api_key
 from db.models import Brand, Conversation, Order
 from tests.conftest import PUBLIC_URL, SMS_FROM, post_twilio, twilio_params
+from tests.console_helpers import agents, sign_in  # noqa: F401  (agents is a fixture)
 from tests.notify_helpers import eta, put_order
-from tests.test_console import agents, sign_in  # noqa: F401  (agents is a fixture)
 
 ACME_FROM = "+15550001000"
 BOLT_SERVICE = "MG" + "b" * 32
@@ -259,7 +259,7 @@ def test_proving_a_shared_reference_with_its_postcode_finds_that_brands_order(cl
     assert last.startswith("Bolt Bikes: ") and "1001" in last
 
 
-def test_the_console_shows_the_orders_brand(client, srv, app, shops, agents):  # noqa: F811 (a fixture)
+def test_the_console_shows_the_orders_brand(client, srv, app, shops, agents):
     put_order(client, shops["acme"], "1001", phone="+15557770001")
     for text in ("where is my order?", "I want to talk to a person"):
         assert post_twilio(client, twilio_params("+15557770001", text)).status_code == 200
