@@ -237,6 +237,7 @@ def build_registry() -> Registry:
 def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     """The capabilities built on the spine: the NLU endpoint, tracking page, console, carrier APIs, spec."""
     from bot.web import (
+        brands_api,
         console,
         drivers_api,
         email_optout,
@@ -254,6 +255,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     app.register_blueprint(handoff_api.bp)
     drivers_api.init_app(app)
     orders_api.init_app(app)
+    brands_api.init_app(app)
     webhook_endpoints_api.init_app(app)
     openapi.init_app(app)
     email_optout.init_app(app)

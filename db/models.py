@@ -19,7 +19,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -78,14 +80,52 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+DEFAULT_BRAND = "default"  # the brand of every order that names none (and of every order before brands)
+
+
+class Brand(Timestamped, Base):
+    """A shop the carrier delivers for: its name in messages, its senders, its tracking-page theme, and settings
+    kept for later features (the seller's notifications). `ref` "default" is the brand of orders naming none."""
+
+    __tablename__ = "brands"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    default_locale: Mapped[str | None] = mapped_column(String(16))
+    support: Mapped[dict[str, Any]] = mapped_column(default=dict)  # email, phone, url
+    senders: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sms, whatsapp, email sender settings
+    theme: Mapped[dict[str, Any]] = mapped_column(default=dict)  # logo_url, primary_color, accent_color
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seller: notification settings
+
+
+def default_brand_id(connection: Any) -> int:
+    """The default brand's id, creating the row when missing (an emptied database): concurrent callers
+    both succeed (INSERT ... ON CONFLICT DO NOTHING, then read)."""
+    query = select(Brand.id).where(Brand.ref == DEFAULT_BRAND)
+    found = connection.scalar(query)
+    if found is None:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        now = utcnow()
+        connection.execute(dialect.insert(Brand.__table__).values(
+            ref=DEFAULT_BRAND, support={}, senders={}, theme={}, settings={}, created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["ref"]))
+        found = connection.scalar(query)
+    return int(found)
+
+
+def _order_brand_default(context: Any) -> int:
+    return default_brand_id(context.connection)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    scope: Mapped[str] = mapped_column(String(20), default="carrier")  # carrier | agent
+    scope: Mapped[str] = mapped_column(String(20), default="carrier")  # carrier | agent | brand
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))  # scope "brand"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -120,9 +160,13 @@ class Driver(Timestamped, Base):
 
 class Order(Timestamped, Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_updated", "updated_at", "id"),)  # GET /api/v1/orders pages by it
+    __table_args__ = (
+        Index("ix_orders_updated", "updated_at", "id"),  # GET /api/v1/orders pages by it
+        UniqueConstraint("brand_id", "ref"),  # two shops may both have order 1001
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id"), default=_order_brand_default)
+    ref: Mapped[str] = mapped_column(String(64))
     tracking_number: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32), default=OrderStatus.CREATED)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -154,6 +198,7 @@ class Order(Timestamped, Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     customer: Mapped[Customer | None] = relationship(back_populates="orders")
     driver: Mapped[Driver | None] = relationship()
+    brand: Mapped[Brand] = relationship()
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.occurred_at, OrderEvent.id"
     )

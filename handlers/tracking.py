@@ -10,6 +10,7 @@ from bot.core.i18n import format_datetime, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button
 from bot.dialogue.turn import Turn
+from bot.domain import brands
 from bot.domain import orders as order_rules
 from bot.domain import status_sentences as sentences
 from db.models import Customer, Order, VerificationAttempt
@@ -83,7 +84,7 @@ def answer(turn: Turn, order: Order) -> None:
         if window:
             text += " " + _("Expected %(window)s.", window=window)
     text += "\n" + _("Track it here: %(url)s", url=turn.tracking_url(order))
-    turn.reply(text, order=order)
+    turn.reply(brands.named(order.brand, text), order=order)
 
 
 def choose_order(turn: Turn, orders: list[Order]) -> None:

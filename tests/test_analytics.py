@@ -8,11 +8,12 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot.domain import analytics
 from bot.domain import orders as order_rules
 from bot.web.console.agents import create_agent
-from db.models import Conversation, Driver, Handoff, Message, Order, Rating
+from db.models import Brand, Conversation, Driver, Handoff, Message, Order, Rating
 
 DAY = date(2026, 3, 2)  # a Monday
 PASSWORD = "supervisor-password"
@@ -85,6 +86,23 @@ def test_filters_by_driver_team_hour_and_weekday(srv, history):
     assert nine["delivered"] == 1 and nine["ratings"] == 0  # the 9:00 delivery was rated at 10:00
     assert report(srv, weekday="0")["summary"]["delivered"] == 3
     assert report(srv, weekday="1")["summary"]["delivered"] == 0
+
+
+def test_filters_by_brand(srv, history, supervisor):
+    """Lena's two orders belong to the shop `bolt`: the report of that brand counts only them."""
+    with srv.db.session() as session:
+        bolt = Brand(ref="bolt", name="Bolt Bikes")
+        session.add(bolt)
+        session.flush()
+        session.execute(update(Order).where(Order.ref.in_(("A3", "A4"))).values(brand_id=bolt.id))
+    bolts = report(srv, brand="bolt")["summary"]
+    assert (bolts["delivered"], bolts["failed_attempts"], bolts["ratings"], bolts["handoffs"]) == (1, 1, 1, 2)
+    assert bolts["conversations"] == 2
+    default = report(srv, brand="default")["summary"]
+    assert (default["delivered"], default["ratings"], default["handoffs"]) == (2, 2, 0)
+    assert report(srv, brand="nobody")["summary"]["delivered"] == 0
+    page = supervisor.get(f"/console/analytics?from={DAY}&to={DAY}&brand=bolt").get_data(as_text=True)
+    assert '<option value="bolt" selected>Bolt Bikes</option>' in page
 
 
 def test_hour_of_day_is_local_to_the_reports_time_zone(srv, history):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -131,3 +132,13 @@ def test_the_simulator_exists_only_in_demo_mode(client):
     # The `app` fixture is not in demo mode: the simulator would let anyone speak as any phone.
     assert client.get("/simulator").status_code == 404
     assert client.post("/simulator/api/messages", json={"address": "+15551230001", "text": "hi"}).status_code == 404
+
+
+def test_apikey_create_with_a_brand_makes_a_key_for_that_brand_only(env):
+    assert lastmile(env, "db", "upgrade").returncode == 0
+    missing = lastmile(env, "apikey", "create", "acme-shop", "--brand", "acme")
+    assert missing.returncode != 0 and "no brand 'acme'" in missing.stderr
+    default = lastmile(env, "apikey", "create", "shop", "--brand", "default")
+    assert default.returncode == 0, default.stderr
+    listed = json.loads(lastmile(env, "apikey", "list", "--json").stdout)
+    assert [(k["scope"], k["brand"]) for k in listed] == [("brand", "default")]

@@ -9,6 +9,7 @@ import threading
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from db.migrate import alembic_config, current_revision, head_revision, upgrade
 from db.session import Database, normalize_url
@@ -66,4 +67,58 @@ def test_concurrent_upgrades_on_postgresql_take_turns():
     finally:
         with admin.begin() as connection:
             connection.execute(text("DROP SCHEMA migrate_race CASCADE"))
+        admin.dispose()
+
+
+def _upgrade_0006_orders_to_brands(url: str) -> None:
+    """A 0006 database with a customer and two orders, upgraded to head: both orders on the default brand,
+    references intact, and a second brand may then use the same reference."""
+    database = Database(url)
+    try:
+        upgrade(database, "0006_media")
+        with database.engine.begin() as connection:
+            connection.execute(text("INSERT INTO customers (id, phone, whatsapp, created_at, updated_at) "
+                                    "VALUES (1, '+15550001111', false, :now, :now)"), {"now": "2026-12-01 10:00:00"})
+            for number, ref in ((1, "LM-1001"), (2, "1001")):
+                connection.execute(text(
+                    "INSERT INTO orders (id, ref, status, customer_id, tracking_token, extra, created_at, updated_at) "
+                    "VALUES (:id, :ref, 'created', 1, :token, '{}', :now, :now)"),
+                    {"id": number, "ref": ref, "token": f"token-{number}", "now": "2026-12-01 10:00:00"})
+        upgrade(database)
+        with database.engine.begin() as connection:
+            default_id = connection.scalar(text("SELECT id FROM brands WHERE ref = 'default'"))
+            rows = connection.execute(text("SELECT ref, brand_id, customer_id FROM orders ORDER BY id")).all()
+            assert [tuple(row) for row in rows] == [("LM-1001", default_id, 1), ("1001", default_id, 1)]
+            assert connection.scalar(text("SELECT count(*) FROM brands")) == 1
+            connection.execute(text("INSERT INTO brands (ref, support, senders, theme, settings, created_at, updated_at)"
+                                    " VALUES ('acme', '{}', '{}', '{}', '{}', :now, :now)"), {"now": "2026-12-07 10:00:00"})
+            acme = connection.scalar(text("SELECT id FROM brands WHERE ref = 'acme'"))
+            connection.execute(text("INSERT INTO orders (id, ref, brand_id, status, tracking_token, extra, created_at, "
+                                    "updated_at) VALUES (3, '1001', :brand, 'created', 'token-3', '{}', :now, :now)"),
+                               {"brand": acme, "now": "2026-12-07 10:00:00"})
+        with pytest.raises(IntegrityError), database.engine.begin() as connection:  # unique per brand, still
+            connection.execute(text("INSERT INTO orders (id, ref, brand_id, status, tracking_token, extra, created_at, "
+                                    "updated_at) VALUES (4, '1001', :brand, 'created', 'token-4', '{}', :now, :now)"),
+                               {"brand": acme, "now": "2026-12-07 10:00:00"})
+    finally:
+        database.dispose()
+
+
+def test_0007_moves_existing_orders_to_the_default_brand_on_sqlite(tmp_path):
+    _upgrade_0006_orders_to_brands(f"sqlite:///{tmp_path / 'brands.db'}")
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
+def test_0007_moves_existing_orders_to_the_default_brand_on_postgresql():
+    base = normalize_url(os.environ["TEST_DATABASE_URL"])
+    schema = f"migrate_brands_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        _upgrade_0006_orders_to_brands(base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}")
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

@@ -184,13 +184,19 @@ class TwilioChannel(Channel):
         return str(self.settings.get("whatsapp_messaging_service_sid" if self.prefix else "messaging_service_sid")
                    or "")
 
-    def _sender(self) -> dict[str, str]:
-        """A Messaging Service (Twilio picks the number from its pool) when configured, else our number."""
+    def _sender(self, reply: Reply) -> dict[str, str]:
+        """The brand's own sender when the reply names one (bot/domain/brands.py), else a Messaging Service
+        (Twilio picks the number from its pool) when configured, else our number."""
+        own = reply.sender or {}
+        if own.get("messaging_service_sid"):
+            return {"messaging_service_sid": own["messaging_service_sid"]}
+        if own.get("from"):
+            return {"from_": own["from"] if own["from"].startswith(self.prefix) else self.prefix + own["from"]}
         service = self.messaging_service_sid
         return {"messaging_service_sid": service} if service else {"from_": self.sender_address()}
 
     def _message_params(self, reply: Reply, to: str) -> dict[str, Any]:
-        params: dict[str, Any] = {"to": self.prefix + to, **self._sender()}
+        params: dict[str, Any] = {"to": self.prefix + to, **self._sender(reply)}
         if reply.expires_after:  # dropped by Twilio if still queued after this (an "arriving" SMS hours late)
             params["validity_period"] = max(1, min(36000, int(reply.expires_after)))
         if reply.template:

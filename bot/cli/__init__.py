@@ -225,13 +225,23 @@ def apikey() -> None:
 @apikey.command("create", help="Create a key; it is printed once, as the last line.")
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["carrier", "agent"]), default="carrier", show_default=True)
-def apikey_create(name: str, scope: str) -> None:
+@click.option("--brand", "brand_ref", metavar="REF", default=None,
+              help="A brand key: it sees and writes only this brand's orders (the brand must exist).")
+def apikey_create(name: str, scope: str, brand_ref: str | None) -> None:
+    from bot.domain.brands import brand_by_ref
     from bot.web.api_keys import create_api_key
 
     srv = _admin_app()
     with srv.db.session() as session:
-        key = create_api_key(session, name, scope)
-        _audit(session, "apikey.create", f"apikey {key[:10]}", scope=scope)
+        brand_id = None
+        if brand_ref is not None:
+            brand = brand_by_ref(session, brand_ref)
+            if brand is None or scope != "carrier":
+                raise click.ClickException(f"no brand {brand_ref!r}: create it with PUT /api/v1/brands/{{ref}}"
+                                           if brand is None else "--brand makes a brand key: leave out --scope")
+            brand_id, scope = brand.id, "brand"
+        key = create_api_key(session, name, scope, brand_id=brand_id)
+        _audit(session, "apikey.create", f"apikey {key[:10]}", scope=scope, brand=brand_ref)
     click.echo(f"API key {name!r} ({scope}) created. Store it now: it cannot be shown again.", err=True)
     click.echo(key)
 
@@ -241,10 +251,12 @@ def apikey_create(name: str, scope: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def apikey_list(include_revoked: bool, as_json: bool) -> None:
     from bot.web.api_keys import list_api_keys
+    from db.models import Brand
 
     srv = _admin_app()
     with srv.db.session() as session:
         rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "scope": k.scope, "agent_id": k.agent_id,
+                 "brand": session.get(Brand, k.brand_id).ref if k.brand_id else None,
                  "created_at": _iso(k.created_at), "last_used_at": _iso(k.last_used_at),
                  "revoked_at": _iso(k.revoked_at)} for k in list_api_keys(session, include_revoked=include_revoked)]
     if as_json:
@@ -254,7 +266,8 @@ def apikey_list(include_revoked: bool, as_json: bool) -> None:
         click.echo("no API keys")
     for r in rows:
         state = f"revoked {r['revoked_at'][:16]}" if r["revoked_at"] else f"last used {(r['last_used_at'] or 'never')[:16]}"
-        click.echo(f"{r['id']:>5}  {r['prefix']:<11} {r['scope']:<8} {r['name'][:40]:<40} "
+        scope = f"{r['scope']}:{r['brand']}" if r["brand"] else r["scope"]
+        click.echo(f"{r['id']:>5}  {r['prefix']:<11} {scope:<8} {r['name'][:40]:<40} "
                    f"created {r['created_at'][:16]}  {state}")
 
 

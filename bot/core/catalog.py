@@ -39,6 +39,7 @@ def _samples(now: datetime) -> dict[str, object]:
         "choice": "deliver it to another address",
         "codes": "\n".join(f"#{c} (LM-1000{i}, 350 5th Ave)" for i, c in enumerate(("4821", "5310", "7702"), 1)),
         "size": "10", "types": "JPEG, PNG, GIF, WEBP, PDF",  # bot/media: a file not kept
+        "brand": "Acme Shoes",  # a brand's name in front of a message (bot/domain/brands.py)
     }
 
 

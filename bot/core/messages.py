@@ -82,9 +82,12 @@ class Reply:
     # Email only (bot/channels/email.py): the subject line, and the one-click unsubscribe link of the address.
     subject: str | None = None
     unsubscribe_url: str | None = None
+    # The brand's own sender for this message (`{"from": "+1…"}` or `{"messaging_service_sid": "MG…"}`);
+    # None: the channel's configured one (bot/domain/brands.py `sender_for`).
+    sender: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "buttons": [asdict(b) for b in self.buttons],
             "media": [asdict(m) for m in self.media],
@@ -94,6 +97,9 @@ class Reply:
             **({"subject": self.subject} if self.subject else {}),
             **({"unsubscribe_url": self.unsubscribe_url} if self.unsubscribe_url else {}),
         }
+        if self.sender:
+            data["sender"] = self.sender
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
@@ -106,6 +112,7 @@ class Reply:
             prompt=data.get("prompt"),
             subject=data.get("subject"),
             unsubscribe_url=data.get("unsubscribe_url"),
+            sender=data.get("sender"),
         )
 
     def as_plain_text(self) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from bot.core.messages import Button, Inbound, Media, Reply
-from bot.domain import order_json, reach
+from bot.domain import brands, order_json, reach
 from bot.domain import orders as order_rules
 from bot.domain.conversation_state import ConversationState, remember, state_of
 from db.models import Conversation, Message, Order, utcnow
@@ -51,6 +51,9 @@ class Turn:
     ) -> Message:
         """Answer the person who wrote, on their channel, through the outbox (`prompt`: see `Reply.prompt`)."""
         reply = Reply(text=text, buttons=buttons or [], media=media or [], prompt=prompt)
+        if order is None and self.conversation.role == "customer":  # an answer about no order: from the brand
+            # number the person wrote to, if it is one (an answer about an order leaves from that order's brand)
+            reply.sender = brands.sender_written_to(self.session, self.inbound.channel, self.inbound.to_address)
         message = reach.send(self.session, self.conversation, reply, self.config,
                              order_id=order.id if order else None)
         self.replies.append(message)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import i18n
 from bot.core.numbers import is_whole_number
-from db.models import Conversation, Driver, Handoff, Message, Order, OrderEvent, Rating
+from db.models import Brand, Conversation, Driver, Handoff, Message, Order, OrderEvent, Rating
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Filters:
     team: str | None = None
     hour: int | None = None  # 0-23, local
     weekday: int | None = None  # 0 Monday .. 6 Sunday, local
+    brand: str | None = None  # a brand's reference: only its orders
 
     @classmethod
     def parse(cls, args: Mapping[str, str], timezone: str, today: date) -> tuple[Filters | None, list[str]]:
@@ -75,9 +76,10 @@ class Filters:
         driver_id = number("driver", 1, 2**31)
         hour, weekday = number("hour", 0, 23), number("weekday", 0, 6)
         team = (args.get("team") or "").strip()[:64] or None
+        brand = (args.get("brand") or "").strip()[:64] or None
         if problems:
             return None, problems
-        return cls(start, end, tz, driver_id, team, hour, weekday), []
+        return cls(start, end, tz, driver_id, team, hour, weekday, brand), []
 
     @property
     def zone(self) -> ZoneInfo:
@@ -104,7 +106,7 @@ class Filters:
     def query_args(self) -> dict[str, str]:
         args = {"from": self.start.isoformat(), "to": self.end.isoformat(), "tz": self.timezone}
         for key, value in (("driver", self.driver_id), ("team", self.team), ("hour", self.hour),
-                           ("weekday", self.weekday)):
+                           ("weekday", self.weekday), ("brand", self.brand)):
             if value is not None:
                 args[key] = str(value)
         return args
@@ -125,6 +127,8 @@ def _order_filter(query, filters: Filters):
         query = query.where(Order.driver_id == filters.driver_id)
     if filters.team:
         query = query.where(Order.team == filters.team)
+    if filters.brand:
+        query = query.where(Order.brand_id.in_(select(Brand.id).where(Brand.ref == filters.brand)))
     return query
 
 
@@ -144,6 +148,9 @@ def collect(session: Session, filters: Filters) -> Facts:
         ratings = ratings.where(Rating.driver_id == filters.driver_id)
     if filters.team:
         ratings = ratings.where(Rating.team == filters.team)
+    if filters.brand:
+        ratings = ratings.where(Rating.order_id.in_(_order_filter(select(Order.id), Filters(
+            filters.start, filters.end, brand=filters.brand))))
     for created_at, score, driver_id, team in session.execute(ratings):
         if (local := filters.local(created_at)) is not None:
             facts.ratings.append((local, score, driver_id, team))
@@ -166,7 +173,7 @@ def _conversations(session: Session, filters: Filters, low: datetime, high: date
     query = (select(first.c.conversation_id, first.c.first_at)
              .join(Conversation, Conversation.id == first.c.conversation_id)
              .where(Conversation.role == "customer"))
-    if filters.driver_id is not None or filters.team:
+    if filters.driver_id is not None or filters.team or filters.brand:
         query = _order_filter(query.join(Order, Order.id == Conversation.active_order_id), filters)
     handed = set(session.scalars(select(Handoff.conversation_id).where(
         Handoff.opened_at >= low, Handoff.opened_at < high)))
@@ -297,4 +304,6 @@ def filter_choices(session: Session) -> dict[str, Any]:
     teams = sorted({t for t in session.scalars(select(Order.team).distinct()) if t} |
                    {t for t in session.scalars(select(Driver.team).distinct()) if t})
     drivers = [(d.id, d.name or d.ref) for d in session.scalars(select(Driver).order_by(Driver.name))]
-    return {"teams": teams, "drivers": drivers, "weekdays": list(enumerate(WEEKDAYS)), "hours": list(range(24))}
+    brands = [(b.ref, b.name or b.ref) for b in session.scalars(select(Brand).order_by(Brand.ref))]
+    return {"teams": teams, "drivers": drivers, "brands": brands, "weekdays": list(enumerate(WEEKDAYS)),
+            "hours": list(range(24))}

@@ -23,7 +23,7 @@ from bot.core.i18n import format_duration, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
 from bot.delivery.scheduler import job_now, schedule
-from bot.domain import email_messages, email_optouts, reach
+from bot.domain import brands, email_messages, email_optouts, reach
 from bot.domain import notify_policies as policy
 from bot.domain import status_sentences as sentences
 from bot.domain.conversation_state import remember
@@ -160,6 +160,7 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
     event = session.get(OrderEvent, record.event_id) if record.event_id else None
     with i18n.use_locale(locale, timezone):
         draft = render(record.kind, order, event, conversation, config, now)
+        draft.reply.text = brands.named(order.brand, draft.reply.text)
     reply = draft.reply
     if conversation.channel == email_optouts.CHANNEL:
         link = email_optouts.unsubscribe_url(session, conversation)
@@ -168,7 +169,8 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
     rules = config["notifications"]
     if conversation.channel == "whatsapp" and not reach.window_open(
             conversation, now, float(rules["whatsapp_window_hours"])):
-        content_sid = reach.template_for(config, record.kind, locale)
+        content_sid = (brands.whatsapp_template(order.brand, record.kind, locale)
+                       or reach.template_for(config, record.kind, locale))
         if content_sid:  # else reach.send falls back to SMS, or holds it
             reply = Reply(text=reply.text, template={"content_sid": content_sid, "variables": draft.variables})
             record.data = {**(record.data or {}), "template": content_sid}

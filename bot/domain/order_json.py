@@ -19,6 +19,7 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
     customer = order.customer
     body: dict[str, Any] = {
         "ref": order.ref,
+        "brand": order.brand.ref if order.brand is not None else None,
         "tracking_number": order.tracking_number,
         "status": order.status,
         "status_reason": order.status_reason,

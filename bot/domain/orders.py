@@ -60,14 +60,21 @@ def normalize_postcode(value: str | None) -> str:
     return re.sub(r"[\s\-]", "", value or "").upper()
 
 
-def find_order(session: Session, ref: str) -> Order | None:
-    """By carrier reference or tracking number, ignoring case and spaces."""
+def find_orders(session: Session, ref: str, limit: int = 20) -> list[Order]:
+    """By carrier reference or tracking number, ignoring case and spaces: several when brands share a reference
+    (two shops' order 1001)."""
     key = normalize_ref(ref)
     if not key:
-        return None
-    return session.scalar(
-        select(Order).where(or_(func.upper(Order.ref) == key, func.upper(Order.tracking_number) == key)).limit(1)
-    )
+        return []
+    return list(session.scalars(
+        select(Order).where(or_(func.upper(Order.ref) == key, func.upper(Order.tracking_number) == key))
+        .order_by(Order.id).limit(limit)))
+
+
+def find_order(session: Session, ref: str) -> Order | None:
+    """The first order `find_orders` finds."""
+    found = find_orders(session, ref, limit=1)
+    return found[0] if found else None
 
 
 @dataclass
@@ -243,10 +250,12 @@ def verify_order(session: Session, conversation: Conversation, ref: str, postcod
 
     The caller answers the same way whether the order does not exist or the postcode is wrong.
     """
-    order = find_order(session, ref)
-    ok = order is not None and bool(order.postcode) and normalize_postcode(order.postcode) == normalize_postcode(postcode)
+    wanted = normalize_postcode(postcode)
+    order = next((o for o in find_orders(session, ref) if o.postcode and normalize_postcode(o.postcode) == wanted),
+                 None)  # the order number and postcode together pick one brand's order
+    ok = order is not None
     session.add(VerificationAttempt(channel=conversation.channel, address=conversation.address, succeeded=ok))
-    if not ok:
+    if order is None:
         return None
     link_order(session, conversation, order, "proof")
     return order

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from bot.core.config import config_of
 from bot.core.messages import Reply
 from bot.delivery.outbox import enqueue_reply, queue_message
-from bot.domain import conversations
-from db.models import Conversation, Message, Order, utcnow
+from bot.domain import brands, conversations
+from db.models import Brand, Conversation, Message, Order, utcnow
 
 logger = logging.getLogger(__name__)
 SMS_FALLBACK = "sms_outside_whatsapp_window"
@@ -85,6 +85,8 @@ def send(session: Session, conversation: Conversation, reply: Reply, config: dic
         config = config_of(session)
     now = now or utcnow()
     hours = float(config["notifications"]["whatsapp_window_hours"])
+    brand = _brand_of(session, conversation, enqueue.get("order_id"))
+    reply = _from_brand(brand, conversation.channel, reply)
     if conversation.channel != "whatsapp" or reply.template:
         return enqueue_reply(session, conversation, reply, data=data, **enqueue)
     if window_open(conversation, now, hours):
@@ -102,6 +104,7 @@ def send(session: Session, conversation: Conversation, reply: Reply, config: dic
         twin.locale = twin.locale or conversation.locale
     if twin is not None and not twin.opted_out:
         logger.info("whatsapp window closed for conversation %s: sent by SMS instead", conversation.id)
+        reply = _from_brand(brand, "sms", replace(reply, sender=None))
         return enqueue_reply(session, twin, reply, data={**(data or {}), "fallback": SMS_FALLBACK}, **enqueue)
     message = _hold(session, conversation, reply, data, enqueue, HELD,
                     "The WhatsApp 24-hour window is closed and there is no SMS route: "
@@ -109,6 +112,20 @@ def send(session: Session, conversation: Conversation, reply: Reply, config: dic
     logger.warning("whatsapp window closed for conversation %s and no SMS route: message %s held",
                    conversation.id, message.id)
     return message
+
+
+def _brand_of(session: Session, conversation: Conversation, order_id: int | None) -> Brand | None:
+    """The brand a customer's message about an order speaks for (drivers hear from the carrier's own senders)."""
+    if order_id is None or conversation.role != "customer":
+        return None
+    order = session.get(Order, order_id)
+    return order.brand if order is not None else None
+
+
+def _from_brand(brand: Brand | None, channel: str, reply: Reply) -> Reply:
+    """The reply sent from the brand's own number or Messaging Service on `channel`, when it has one."""
+    sender = brands.sender_for(brand, channel)
+    return replace(reply, sender=sender) if sender and not reply.sender else reply
 
 
 def _hold(session: Session, conversation: Conversation, reply: Reply, data: dict[str, Any] | None,

@@ -3,7 +3,8 @@
 The order, the same for chat answers, notifications, relayed messages and handoff notices:
 1. the conversation's own (the person chose a language, or wrote clearly in one),
 2. the person's (the customer's or driver's record, set by the carrier),
-3. the order's (`locale` and `timezone` on `PUT /api/v1/orders/{ref}`),
+3. the order's (`locale` and `timezone` on `PUT /api/v1/orders/{ref}`; for customers, the language of the
+   order's brand, `default_locale` on `PUT /api/v1/brands/{ref}`, when the order names none),
 4. the channel's hint (Telegram's `language_code`, on inbound messages only),
 5. the phone number's (libphonenumber's region),
 6. the configured default (`app.default_locale`, `app.default_timezone`).
@@ -45,5 +46,12 @@ def recipient_locale(session: Session, conversation: Conversation, order: Order 
         order = session.get(Order, conversation.active_order_id)
     return resolve((conversation.locale, conversation.timezone),
                    (getattr(person, "locale", None), getattr(person, "timezone", None)),
-                   (order.locale, order.timezone) if order is not None else (None, None),
+                   (_order_locale(order, conversation), order.timezone) if order is not None else (None, None),
                    conversation.address, config_of(session)["app"])
+
+
+def _order_locale(order: Order, conversation: Conversation) -> str | None:
+    """The order's language, else (for its customer, not its driver) its brand's default language."""
+    if order.locale or conversation.role != "customer":
+        return order.locale
+    return order.brand.default_locale if order.brand is not None else None

@@ -7,25 +7,27 @@ import math
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from bot.core import emails
 from bot.core.services import services
+from bot.domain import brands as brand_rules
 from bot.domain import orders as order_rules
 from bot.domain.order_json import event_json, order_json
 from bot.web import problems
 from bot.web.api_keys import require_api_key
 from bot.web.apispec import UNKNOWN_FIELD, F, operation, validate
 from bot.web.idempotency import idempotent
-from db.models import Customer, Order, utcnow
+from db.models import Brand, Customer, Order, utcnow
 from db.session import INT64, bad_input
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PREFIX = "/api/v1"
+ORDER_SCOPES = ("carrier", "brand")  # brand keys work on their brand's orders only
 
 WINDOW = F("object", description="A time window", fields={
     "start": F("datetime", required=True), "end": F("datetime", required=True)})
@@ -52,6 +54,9 @@ ORDER = F("object", required=True, fields={
     "locale": F("string", max_length=16, description="Overrides the customer's language for this order"),
     "timezone": F("timezone", description="Overrides the customer's time zone for this order"),
     "team": F("string", max_length=64, description="Depot or team, for analytics"),
+    "brand": F("string", max_length=64, example="acme",
+               description="The brand (shop) the order belongs to: the key's brand for brand keys, else the default "
+                           "brand; with `ref` it names the order (docs/api.md#brands)"),
 })
 EVENT = F("object", required=True, fields={
     "type": F("string", required=True, enum=order_rules.EVENT_TYPES),
@@ -99,6 +104,34 @@ def invalid_ref(ref: str, what: str):
         return None
     return error(422, f"the {what} reference must be 1 to 64 characters, none of them control characters",
                  [{"field": "ref", "message": "invalid"}])
+
+
+def addressed_brand(session: Session, named: str | None) -> Brand | None:
+    """The brand a request speaks for: a brand key's own (None when `named` is another: the caller answers as
+    for something that does not exist, so nothing leaks), else the brand `named` (None if unknown), else the
+    default brand (docs/api.md#brands)."""
+    own = g.get("api_key_brand_id")
+    if own is not None:
+        brand = session.get(Brand, own)
+        return brand if brand is not None and named in (None, brand.ref) else None
+    return brand_rules.brand_by_ref(session, named)
+
+
+def query_brand() -> str | None:
+    """`?brand=REF`: which brand's order `{ref}` is, for carrier keys."""
+    value = request.args.get("brand")
+    return value if value else None
+
+
+def find_addressed_order(session: Session, ref: str) -> Order | None:
+    """Order `ref` of the brand the request speaks for (`addressed_brand`), in one statement."""
+    own, named = g.get("api_key_brand_id"), query_brand()
+    if own is None:
+        return brand_rules.find_brand_order(session, ref, brand_ref=named)
+    brand = session.get(Brand, own)
+    if brand is None or named not in (None, brand.ref):
+        return None
+    return brand_rules.find_brand_order(session, ref, brand_ref=brand.ref, brand_id=own)
 
 
 MAX_DEPTH = 16  # the deepest schema is 3 levels; anything far deeper is hostile
@@ -172,24 +205,37 @@ def _storable(text: str) -> bool:
 @operation(bp, "PUT", "/orders/<ref>", "Create or update an order and its customer", body=ORDER, prefix=PREFIX,
            responses={200: "Updated", 201: "Created", 400: "Malformed JSON", 401: "Missing or bad API key",
                       413: "Body over 1 MiB", 422: "Invalid fields"})
-@require_api_key
+@require_api_key(scopes=ORDER_SCOPES)
 def put_order(ref: str):
     data, problem = json_body(ORDER)
     problem = invalid_ref(ref, "order") or problem
     if problem is not None:
         return problem
     with services().db.session() as session:
-        order, created = upsert_order(session, ref, data)
+        brand, problem = order_brand(session, data)
+        if problem is not None:
+            return problem
+        order, created = upsert_order(session, ref, data, brand)
         body = order_json(order, services().config, events=False)
     return jsonify({"order": body, "created": created}), 201 if created else 200
 
 
-def upsert_order(session: Session, ref: str, data: dict[str, Any]) -> tuple[Order, bool]:
-    """Create or update order `ref` from a validated body; (the order, whether it was created)."""
-    order = session.scalar(select(Order).where(Order.ref == ref))
+def order_brand(session: Session, data: dict[str, Any]) -> tuple[Brand | None, Any]:
+    """The brand an order body is for (its `brand`, else `?brand=`, else the key's or the default); a 422
+    naming `brand` when it is unknown, or another brand than a brand key's own."""
+    named = data.get("brand") or query_brand()
+    brand = addressed_brand(session, named)
+    if brand is None:
+        return None, error(422, "the body has invalid fields", [{"field": "brand", "message": "is not a known brand"}])
+    return brand, None
+
+
+def upsert_order(session: Session, ref: str, data: dict[str, Any], brand: Brand) -> tuple[Order, bool]:
+    """Create or update order `ref` of `brand` from a validated body; (the order, whether it was created)."""
+    order = brand_rules.order_in_brand(session, brand, ref)
     created = order is None
     if created:
-        order = Order(ref=ref, tracking_token=order_rules.new_token(), extra={})
+        order = Order(ref=ref, brand=brand, tracking_token=order_rules.new_token(), extra={})
         session.add(order)
     _apply_order_fields(session, order, data)
     session.flush()
@@ -247,7 +293,7 @@ def _upsert_customer(session: Session, current: Customer | None, data: dict[str,
                       401: "Missing or bad API key", 404: "Unknown order",
                       409: "idempotency_key reused for a different event", 413: "Body over 1 MiB",
                       422: "Invalid fields"})
-@require_api_key
+@require_api_key(scopes=ORDER_SCOPES)
 @idempotent
 def post_event(ref: str):
     data, problem = json_body(EVENT)
@@ -261,7 +307,7 @@ def post_event(ref: str):
     payload = {k: v for k, v in data.items() if k not in ("type", "occurred_at", "idempotency_key")}
     srv = services()
     with srv.db.session() as session:
-        order = session.scalar(select(Order).where(Order.ref == ref))
+        order = find_addressed_order(session, ref)
         if order is None:
             return error(404, f"no order with reference {ref!r}")
         result = order_rules.apply_event(session, order, data["type"], occurred_at, payload,
@@ -296,13 +342,13 @@ def _event_rules(data: dict[str, Any]) -> list[dict[str, str]]:
 @operation(bp, "GET", "/orders/<ref>", "An order with its events", prefix=PREFIX,
            responses={200: "The order", 401: "Missing or bad API key", 404: "Unknown order",
                       422: "The reference is blank, over 64 characters or holds control characters"})
-@require_api_key
+@require_api_key(scopes=ORDER_SCOPES)
 def get_order(ref: str):
     problem = invalid_ref(ref, "order")
     if problem is not None:
         return problem
     with services().db.session() as session:
-        order = session.scalar(select(Order).where(Order.ref == ref))
+        order = find_addressed_order(session, ref)
         if order is None:
             return error(404, f"no order with reference {ref!r}")
         return jsonify({"order": order_json(order, services().config, events=True)})

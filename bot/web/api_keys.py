@@ -25,10 +25,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(session: Session, name: str, scope: str = "carrier", agent_id: int | None = None) -> str:
-    """Store a new key and return it in clear, the only time it is ever seen."""
+def create_api_key(session: Session, name: str, scope: str = "carrier", agent_id: int | None = None,
+                   brand_id: int | None = None) -> str:
+    """Store a new key and return it in clear, the only time it is ever seen. A `brand_id` makes it a brand
+    key (scope `brand`): it reads and writes only that brand's orders (docs/api.md#brands)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key), scope=scope, agent_id=agent_id))
+    if brand_id is not None:
+        scope = "brand"
+    session.add(ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key), scope=scope, agent_id=agent_id,
+                       brand_id=brand_id))
     return key
 
 
@@ -58,7 +63,7 @@ def revoke_api_key(session: Session, row: ApiKey) -> bool:
 def rotate_api_key(session: Session, row: ApiKey) -> str:
     """A new key with the same name, scope and agent; the old one is revoked in the same transaction."""
     revoke_api_key(session, row)
-    return create_api_key(session, row.name, row.scope, agent_id=row.agent_id)
+    return create_api_key(session, row.name, row.scope, agent_id=row.agent_id, brand_id=row.brand_id)
 
 
 def find_api_key(session: Session, key: str, scopes: tuple[str, ...]) -> ApiKey | None:
@@ -71,7 +76,8 @@ def find_api_key(session: Session, key: str, scopes: tuple[str, ...]) -> ApiKey 
 
 
 def require_api_key(view: Callable[..., Any] | None = None, *, scopes: tuple[str, ...] = ("carrier",)):
-    """Decorator: `Authorization: Bearer <key>` with one of `scopes`, else 401 JSON."""
+    """Decorator: `Authorization: Bearer <key>` with one of `scopes`, else 401 JSON. Brand keys (scope `brand`)
+    pass only where `scopes` names them (the orders and brands endpoints); `g.api_key_brand_id` is their brand."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(function)
@@ -86,6 +92,7 @@ def require_api_key(view: Callable[..., Any] | None = None, *, scopes: tuple[str
                 if row is None:
                     return _unauthorized("invalid or revoked API key")
                 g.api_key_id, g.api_key_name, g.agent_id = row.id, row.name, row.agent_id
+                g.api_key_brand_id = row.brand_id if row.scope == "brand" else None
                 now = utcnow()
                 stale = row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60
             if stale:  # last use is kept to the minute: one write a minute per key, not one per call

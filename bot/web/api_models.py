@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from bot.web.apispec import PHONE, F
+from bot.web.apispec import COLOR, PHONE, F
 
 
 class Model(BaseModel):
@@ -82,6 +82,8 @@ class Event(Model):
 
 class Order(Model):
     ref: str = Field(examples=["A-1"])
+    brand: str | None = Field(default=None, examples=["acme"],
+                              description="The brand (shop) it belongs to; `default` when it names none")
     tracking_number: str | None
     status: str = Field(examples=["out_for_delivery"])
     status_reason: str | None
@@ -137,6 +139,70 @@ class BatchResult(Model):
     created: int
     updated: int
     failed: int
+
+
+class BrandSupport(Model):
+    email: str | None = None
+    phone: str | None = None
+    url: str | None = None
+
+
+class TwilioSender(Model):
+    from_: str | None = Field(default=None, alias="from", description="E.164 number")
+    messaging_service_sid: str | None = Field(default=None, description="MG…: used instead of `from` when set")
+
+
+class WhatsAppSender(TwilioSender):
+    templates: dict[str, dict[str, str]] | None = Field(
+        default=None, description="Approved templates (Content SIDs) by kind of message, then language or `default`")
+
+
+class EmailSender(Model):
+    from_: str | None = Field(default=None, alias="from", examples=["Acme Shoes <orders@acme.example>"])
+
+
+class BrandSenders(Model):
+    sms: TwilioSender | None = None
+    whatsapp: WhatsAppSender | None = None
+    email: EmailSender | None = None
+
+
+class BrandTheme(Model):
+    logo_url: str | None = None
+    primary_color: str | None = Field(default=None, examples=["#0b5fff"])
+    accent_color: str | None = None
+
+
+class BrandSeller(Model):
+    email: str | None = None
+    webhook_url: str | None = None
+    events: list[str] | None = None
+
+
+class Brand(Model):
+    ref: str = Field(examples=["acme"])
+    default: bool = Field(description="The brand of orders that name none")
+    name: str | None = Field(examples=["Acme Shoes"], description="Introduces every message to its customers")
+    default_locale: str | None
+    support: BrandSupport
+    senders: BrandSenders
+    theme: BrandTheme
+    seller: BrandSeller | None = Field(description="Stored for the seller notifications to come")
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class BrandSaved(Model):
+    brand: Brand
+    created: bool
+
+
+class BrandRead(Model):
+    brand: Brand
+
+
+class BrandList(Model):
+    brands: list[Brand]
 
 
 class Driver(Model):
@@ -320,7 +386,7 @@ class WebhookMessage(Model):
 
 # --- request bodies from the validated specs --------------------------------------------------------
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "datetime": datetime,
-                            "phone": str, "email": str, "timezone": str}
+                            "phone": str, "email": str, "mailbox": str, "timezone": str, "color": str, "url": str}
 
 
 def request_model(name: str, spec: F) -> type[BaseModel]:
@@ -358,6 +424,12 @@ def _constraints(spec: F) -> dict[str, Any]:
         out["le"] = spec.maximum
     if spec.kind == "phone":
         out["pattern"] = PHONE.pattern
+    if spec.kind == "color":
+        out["pattern"] = COLOR.pattern
+    if spec.kind == "url":
+        out["pattern"] = "^https://"
+    if spec.pattern:
+        out["pattern"] = spec.pattern
     if spec.example is not None:
         out["examples"] = [spec.example]
     return out

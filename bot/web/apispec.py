@@ -22,7 +22,9 @@ UNKNOWN_FIELD = "is not a known field"
 
 @dataclass(frozen=True)
 class F:
-    """A field: `kind` is string|integer|number|boolean|object|array|datetime|phone|email|timezone."""
+    """A field: `kind` is string|integer|number|boolean|object|array|datetime|phone|email|mailbox|timezone|color|
+    url (`email`: one address; `mailbox`: an address or a name and an address); `pattern` (strings): a regular
+    expression the whole value must match."""
 
     kind: str
     required: bool = False
@@ -35,6 +37,7 @@ class F:
     maximum: float | None = None
     nullable: bool = True
     example: Any = None
+    pattern: str | None = None
 
 
 def validate(value: Any, spec: F, path: str = "") -> list[dict[str, str]]:
@@ -74,6 +77,48 @@ def _string(value: Any, spec: F) -> str | None:
         return f"must be at most {spec.max_length} characters"
     if spec.enum and value not in spec.enum:
         return f"must be one of: {', '.join(spec.enum)}"
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        return f"must match {spec.pattern}"
+    return None
+
+
+COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+URL_FORBIDDEN = set("\"'<>()\\ `{}|^")
+
+
+def _color(value: Any, spec: F) -> str | None:
+    if not isinstance(value, str) or not COLOR.match(value):
+        return "must be a colour as #rgb or #rrggbb"
+    return None
+
+
+def _url(value: Any, spec: F) -> str | None:
+    """An absolute https URL with a host, nothing that could leave an HTML attribute or a CSS url()."""
+    from urllib.parse import urlsplit
+
+    message = "must be an https URL (no spaces, quotes, brackets or parentheses)"
+    if not isinstance(value, str) or not value.startswith("https://") or not value.isprintable():
+        return message
+    if len(value) > (spec.max_length or 2000) or URL_FORBIDDEN & set(value):
+        return message
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        return message
+    return None if host else message
+
+
+def _mailbox(value: Any, spec: F) -> str | None:
+    """An address (`orders@shop.example`), or a name and an address (`Shop <orders@shop.example>`)."""
+    from email.utils import parseaddr
+
+    if not isinstance(value, str) or len(value) > (spec.max_length or 254) or not value.isprintable():
+        return "must be an email address, or a name and an address: Shop <orders@shop.example>"
+    name, address = parseaddr(value)
+    bare = value.strip() == address
+    framed = value.strip().endswith(f"<{address}>") and "<" not in name and ">" not in name
+    if emails.normalize(address) is None or not (bare or framed):
+        return "must be an email address, or a name and an address: Shop <orders@shop.example>"
     return None
 
 
@@ -142,6 +187,9 @@ _CHECKS: dict[str, Callable[[Any, F], str | None]] = {
     "phone": _phone,
     "email": _email,
     "timezone": _timezone,
+    "color": _color,
+    "url": _url,
+    "mailbox": _mailbox,
 }
 
 
@@ -155,6 +203,12 @@ def json_schema(spec: F) -> dict[str, Any]:
         base = {"type": "string", "format": "email", "maxLength": emails.MAX_LENGTH}
     elif spec.kind == "timezone":
         base = {"type": "string", "description": "IANA time zone"}
+    elif spec.kind == "color":
+        base = {"type": "string", "pattern": COLOR.pattern}
+    elif spec.kind == "url":
+        base = {"type": "string", "format": "uri", "pattern": "^https://"}
+    elif spec.kind == "mailbox":
+        base = {"type": "string", "description": "an email address, or a name and an address"}
     else:
         base = {"type": spec.kind}
     if spec.description:
@@ -163,6 +217,8 @@ def json_schema(spec: F) -> dict[str, Any]:
         base["enum"] = list(spec.enum)
     if spec.max_length:
         base["maxLength"] = spec.max_length
+    if spec.pattern:
+        base["pattern"] = spec.pattern
     if spec.minimum is not None:
         base["minimum"] = spec.minimum
     if spec.maximum is not None:

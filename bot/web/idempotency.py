@@ -34,13 +34,15 @@ ABANDONED_AFTER = timedelta(minutes=5)
 
 
 def fingerprint() -> str:
-    """Method, path and body; a JSON body by its content, so key order and spacing do not matter."""
+    """Method, path (with its query string, when there is one: `?brand=` names which brand's order) and body;
+    a JSON body by its content, so key order and spacing do not matter."""
     raw = request.get_data(cache=True)
     try:
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode() if raw else b""
     except (ValueError, RecursionError):
         body = raw
-    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    query = request.query_string.decode("latin-1")
+    digest = hashlib.sha256(f"{request.method} {request.path}{'?' + query if query else ''}\n".encode())
     digest.update(body)
     return digest.hexdigest()
 

@@ -26,6 +26,9 @@ RESPONSES: dict[str, dict[int, type[BaseModel] | None]] = {
     "list_orders": {200: m.OrderPage},
     "batch_orders": {200: m.BatchResult},
     "put_driver": {200: m.DriverSaved, 201: m.DriverSaved},
+    "put_brand": {200: m.BrandSaved, 201: m.BrandSaved},
+    "get_brand": {200: m.BrandRead},
+    "list_brands": {200: m.BrandList},
     "list_handoffs": {200: m.HandoffList},
     "take_handoff": {200: m.HandoffRead},
     "release_handoff": {200: m.HandoffRead},
@@ -48,6 +51,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _STR64 = {"type": "string", "maxLength": 64}
+_BRAND = _query("brand", _STR64, "Carrier keys: the brand whose order `ref` is (default: the default brand)")
 QUERY: dict[str, list[dict[str, Any]]] = {
     "list_orders": [
         _query("status", {"type": "string", "examples": ["out_for_delivery,delayed"]},
@@ -56,6 +60,7 @@ QUERY: dict[str, list[dict[str, Any]]] = {
         _query("customer_phone", {"type": "string", "examples": ["+15550001111"]}, "E.164 phone of the customer"),
         _query("driver", _STR64, "The carrier's driver reference"),
         _query("team", _STR64, "Team or depot"),
+        _query("brand", _STR64, "A brand's reference (brand keys see their own brand's orders only)"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Orders per page"),
         _query("cursor", {"type": "string"}, "`next_cursor` of the previous page"),
     ],
@@ -67,6 +72,9 @@ QUERY: dict[str, list[dict[str, Any]]] = {
         _query("mine", {"type": "boolean"}, "Only the acting agent's"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "At most this many"),
     ],
+    "put_order": [_BRAND],
+    "get_order": [_BRAND],
+    "post_event": [_BRAND],
     "list_messages": [_query("after_id", {"type": "integer", "minimum": 0, "default": 0}, "Only newer messages")],
 }
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -22,25 +22,27 @@ from bot.domain import orders as order_rules
 from bot.domain.order_json import order_json
 from bot.web.api import (
     ORDER,
+    ORDER_SCOPES,
     PREFIX,
     check_fields,
     error,
     invalid_ref,
     json_body,
+    order_brand,
     upsert_order,
 )
 from bot.web.api_keys import require_api_key
 from bot.web.apispec import EARLIEST, LATEST, F, operation
 from bot.web.idempotency import idempotent
 from bot.web.problems import problem_body
-from db.models import Customer, Driver, Order
+from db.models import Brand, Customer, Driver, Order
 from db.session import bad_input
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("orders_api", __name__, url_prefix=PREFIX)
 
 STATUSES = tuple(dict.fromkeys(("created", *order_rules.RANK)))
-FILTERS = ("status", "updated_since", "customer_phone", "driver", "team")
+FILTERS = ("status", "updated_since", "customer_phone", "driver", "team", "brand")
 QUERY = (*FILTERS, "limit", "cursor")
 DEFAULT_LIMIT = 50
 BATCH = F("object", required=True, fields={
@@ -56,7 +58,7 @@ def init_app(app) -> None:
 @operation(bp, "GET", "/orders", "Orders by filters, oldest change first, a page at a time", prefix=PREFIX,
            responses={200: "A page of orders and the cursor of the next", 400: "Bad filter, limit or cursor",
                       401: "Missing or bad API key"})
-@require_api_key
+@require_api_key(scopes=ORDER_SCOPES)
 def list_orders():
     query, problem = _query()
     if problem is not None:
@@ -92,7 +94,7 @@ def _query() -> tuple[dict[str, Any], Any]:
             return {}, _bad("updated_since must be an ISO 8601 date-time with an offset", "updated_since", "invalid")
     if "customer_phone" in query and not is_acceptable(query["customer_phone"]):
         return {}, _bad("customer_phone must be an E.164 phone number", "customer_phone", "invalid")
-    for name in ("driver", "team"):
+    for name in ("driver", "team", "brand"):
         if name in query and (len(query[name]) > 64 or not query[name].isprintable()):
             return {}, _bad(f"{name} must be at most 64 printable characters", name, "invalid")
     page_max = int(services().config["api"]["page_max"])
@@ -127,6 +129,10 @@ def _filtered(session: Session, query: dict[str, Any]):
         statement = statement.where(Order.driver_id.in_(select(Driver.id).where(Driver.ref == query["driver"])))
     if "team" in query:
         statement = statement.where(Order.team == query["team"])
+    if "brand" in query:
+        statement = statement.where(Order.brand_id.in_(select(Brand.id).where(Brand.ref == query["brand"])))
+    if g.get("api_key_brand_id") is not None:  # a brand key lists its own brand's orders only
+        statement = statement.where(Order.brand_id == g.api_key_brand_id)
     return statement
 
 
@@ -166,7 +172,7 @@ def _decode_cursor(value: str, query: dict[str, Any]) -> tuple[datetime, int] | 
            body=BATCH, prefix=PREFIX,
            responses={200: "One result per row, in order", 400: "Malformed JSON", 401: "Missing or bad API key",
                       413: "Body over 1 MiB", 422: "Not a list of orders, or more than api.batch_max"})
-@require_api_key
+@require_api_key(scopes=ORDER_SCOPES)
 @idempotent
 def batch_orders():
     data, problem = json_body(F("object", required=True, fields={"orders": F("array", required=True)}))
@@ -196,9 +202,12 @@ def _batch_row(session: Session, row: Any) -> dict[str, Any]:
     invalid = check_fields(fields, ORDER)
     if invalid:
         return _failed(ref, *invalid)
+    brand, problem = order_brand(session, fields)
+    if problem is not None:
+        return _failed(ref, 422, "the row has invalid fields", [{"field": "brand", "message": "is not a known brand"}])
     try:
         with session.begin_nested():
-            order, created = upsert_order(session, ref, fields)
+            order, created = upsert_order(session, ref, fields, brand)
             body = order_json(order, services().config, events=False)
     except SQLAlchemyError as exc:
         found = bad_input(exc)

@@ -27,8 +27,8 @@ from bot.core import i18n
 from bot.core.i18n import format_datetime, format_time, format_window
 from bot.core.i18n import gettext as _
 from bot.core.services import services
+from bot.domain import brands, recipients
 from bot.domain import notify_policies as policy
-from bot.domain import recipients
 from bot.domain.relay import blocked_notice, is_blocked, store_instruction
 from bot.domain.status_sentences import status_labels
 from bot.web import csrf
@@ -159,6 +159,7 @@ def _view(order: Order, rating: Rating | None, config: dict[str, Any]) -> dict[s
     tracking = config["tracking"]
     located = order.location_lat is not None and order.status != OrderStatus.DELIVERED
     return {
+        "brand_name": order.brand.name if order.brand is not None else None, "theme": brands.theme(order.brand),
         "ref": order.ref, "status": order.status, "status_label": labels.get(order.status, order.status),
         "reason": order.status_reason,
         "window": format_window(order.eta_start or order.window_start, order.eta_end or order.window_end, now),

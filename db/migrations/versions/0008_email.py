@@ -1,7 +1,7 @@
 """email: customers.email; conversation addresses and outbox lanes long enough for an email address
 
 Revision ID: 0008_email
-Revises: 0006_media
+Revises: 0007_brands
 Create Date: 2026-12-07 05:40:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0008_email'
-down_revision = '0006_media'
+down_revision = '0007_brands'
 branch_labels = None
 depends_on = None
 
