@@ -339,3 +339,20 @@ def test_upgrade_from_0006_keeps_customers_conversations_and_outbox_rows(tmp_pat
             ("+15557770001", 1)]
         assert connection.execute(text("SELECT lane, status FROM outbox")).all() == [("sms:+15557770001", "sent")]
     database.dispose()
+
+
+def test_a_brands_order_is_emailed_from_the_brands_address_with_bounces_to_the_carriers(client, srv, auth, smtp):
+    """The brand's `senders.email.from` is the From the customer sees; the envelope sender (where bounces go)
+    stays the configured address, which the relay is allowed to send for."""
+    brand = {"name": "Acme Shoes", "senders": {"email": {"from": "Acme Shoes <orders@acme.example>"}}}
+    assert client.put("/api/v1/brands/acme", json=brand, headers=auth).status_code in (200, 201)
+    put_email_order(client, auth, "1001", brand="acme")
+    response = client.post("/api/v1/orders/1001/events?brand=acme", json={"type": "out_for_delivery", "eta": eta(60)},
+                           headers=auth)
+    assert response.status_code == 201, response.get_json()
+    srv.dispatcher.drain()
+    [message] = mails(smtp)
+    assert message["From"] == "Acme Shoes <orders@acme.example>"
+    assert smtp.mailbox.envelopes[0] == ("deliveries@carrier.example.test", [ADDRESS])
+    text, _html = parts(message)
+    assert text.startswith("Acme Shoes: Your order 1001 is out for delivery.")

@@ -73,7 +73,9 @@ class EmailChannel(Channel):
         subject = " ".join((reply.subject or text.split("\n", 1)[0]).split())  # one line, whatever it held
         message = EmailMessage(policy=SMTP)
         message["Subject"] = subject
-        message["From"] = str(self.settings["from_address"])
+        # The brand's address when the message is about a brand's order that has one (bot/domain/brands.py);
+        # the envelope sender, where bounces go, stays the configured address (the relay vouches for it: SPF).
+        message["From"] = str((reply.sender or {}).get("from") or self.settings["from_address"])
         message["To"] = to
         if self.settings.get("reply_to"):
             message["Reply-To"] = str(self.settings["reply_to"])
@@ -120,7 +122,7 @@ class EmailChannel(Channel):
                 phase = "auth"
                 smtp.login(self.user, self.password)
             phase = "envelope"
-            self._transact(smtp, message, to)
+            self._transact(smtp, message, to, parseaddr(str(self.settings["from_address"]))[1])
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _reply_error(code, text, "recipient refused") from None
@@ -138,10 +140,9 @@ class EmailChannel(Channel):
                 _close(smtp)
 
     @staticmethod
-    def _transact(smtp: smtplib.SMTP, message: EmailMessage, to: str) -> None:
+    def _transact(smtp: smtplib.SMTP, message: EmailMessage, to: str, sender: str) -> None:
         """MAIL, RCPT, DATA by hand, to know whether the message itself had been handed over when it failed."""
         smtp.ehlo_or_helo_if_needed()
-        sender = parseaddr(str(message["From"]))[1]
         code, text = smtp.mail(sender)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, text, sender)

@@ -122,9 +122,9 @@ def is_safe_url(value: str) -> bool:
 
 # --- senders --------------------------------------------------------------------------------------
 def sender_for(brand: Brand | None, channel: str) -> dict[str, str] | None:
-    """The brand's own Twilio sender for `channel` (`{"from": "+1…"}` or `{"messaging_service_sid": "MG…"}`),
-    or None: the channel's configured sender is used."""
-    if brand is None or channel not in TWILIO_CHANNELS:
+    """The brand's own sender for `channel` (`{"from": "+1…"}` or `{"messaging_service_sid": "MG…"}`; for email
+    `{"from": "Shop <orders@shop.example>"}`), or None: the channel's configured sender is used."""
+    if brand is None or channel not in (*TWILIO_CHANNELS, "email"):
         return None
     settings = (brand.senders or {}).get(channel) or {}
     if settings.get("messaging_service_sid"):
