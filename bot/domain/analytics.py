@@ -238,16 +238,16 @@ def by_group(facts: Facts, index: int, names: Mapping[Any, str] | None = None) -
     """Per driver (index 2) or per team (index 3): deliveries, success, CSAT, handoffs."""
     rows: dict[Any, dict[str, Any]] = defaultdict(lambda: {"delivered": 0, "failed_attempts": 0, "scores": [],
                                                            "handoffs": 0})
-    for row in facts.deliveries:
-        rows[row[index]]["delivered" if row[1] == "delivered" else "failed_attempts"] += 1
-    for row in facts.ratings:
-        rows[row[index]]["scores"].append(row[1])
-    for row in facts.handoffs:
-        rows[row[index]]["handoffs"] += 1
+    for delivery in facts.deliveries:
+        rows[delivery[index]]["delivered" if delivery[1] == "delivered" else "failed_attempts"] += 1
+    for rating in facts.ratings:
+        rows[rating[index]]["scores"].append(rating[1])
+    for handoff in facts.handoffs:
+        rows[handoff[index]]["handoffs"] += 1
     result = []
-    for key, row in rows.items():
+    for key, counts in rows.items():
         label = (names or {}).get(key, key) if key is not None else "(none)"
-        result.append({"name": str(label), **_finish_row(dict(row))})
+        result.append({"name": str(label), **_finish_row(dict(counts))})
     return sorted(result, key=lambda r: (-(r["delivered"] + r["failed_attempts"]), r["name"]))
 
 

@@ -103,8 +103,8 @@ def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
                           content_key=content_key(kind, event), status="skipped", data=_eta_data(kind, order))
     # The record joins the session once decided: one INSERT with its outcome, and the checks below (which
     # look at earlier records) never see it.
-    reason = _skip_reason(session, record, order, conversation, kind, config)
-    if reason:
+    reason = "unreachable" if conversation is None else _skip_reason(session, record, order, conversation, kind, config)
+    if reason or conversation is None:
         record.reason = reason
         logger.info("notification %s for order %s skipped: %s", kind, order.id, reason)
     else:
@@ -113,10 +113,8 @@ def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
     return record
 
 
-def _skip_reason(session: Session, record: Notification, order: Order, conversation: Conversation | None,
+def _skip_reason(session: Session, record: Notification, order: Order, conversation: Conversation,
                  kind: str, config: dict[str, Any]) -> str | None:
-    if conversation is None:
-        return "unreachable"
     if conversation.opted_out:
         return "opted_out"
     if kind == "rating_prompt" and conversation.handoff_active:
@@ -212,8 +210,8 @@ def _eta_moved_enough(session: Session, order: Order, record: Notification, conf
         select(Notification.data).where(Notification.order_id == order.id, *_earlier_than(record),
                                         Notification.kind.in_(ETA_KINDS), Notification.status.in_(("sent", "held")))
         .order_by(Notification.id.desc())).all()
-    previous = next((tuple(_dt(v) for v in d["eta"]) for d in told if d and d.get("eta")),
-                    (order.window_start, order.window_end))
+    previous: tuple[datetime | None, datetime | None] = next(
+        ((_dt(d["eta"][0]), _dt(d["eta"][1])) for d in told if d and d.get("eta")), (order.window_start, order.window_end))
     minutes = float(config["notifications"]["eta_change_minutes"])
     return policy.eta_moved(previous, (order.eta_start, order.eta_end), minutes)
 
@@ -351,7 +349,9 @@ def release_held(session: Session, payload: dict[str, Any]) -> None:
         latest[record.order_id] = record
     for record in latest.values():
         order = session.get(Order, record.order_id)
-        if conversation is None or conversation.opted_out:
+        if order is None:  # orders are erased with their notifications (privacy); nothing to tell about
+            record.status, record.reason = "skipped", "order_gone"
+        elif conversation is None or conversation.opted_out:
             record.status, record.reason = "skipped", "opted_out"
         elif order.status not in STILL_TRUE.get(record.kind, (order.status,)):
             record.status, record.reason = "superseded", f"order is {order.status}"

@@ -83,13 +83,14 @@ def shared_event_data(event: OrderEvent) -> dict[str, Any]:
     data = dict(event.data or {})
     proof = data.get("proof_of_delivery")
     media_id = media.ref_id(proof.get("photo_url")) if isinstance(proof, dict) else None
-    if media_id is None:
+    if media_id is None or not isinstance(proof, dict):
         return data
     session = object_session(event)
     service = media.current(session)
     row = session.get(MediaFile, media_id) if session is not None else None
-    mine = row is not None and row.order_id == event.order_id and service is not None
-    data["proof_of_delivery"] = {**proof, "photo_url": service.url(media_id) if mine else None}
+    mine = row is not None and row.order_id == event.order_id
+    link = service.url(media_id) if mine and service is not None else None
+    data["proof_of_delivery"] = {**proof, "photo_url": link}
     return data
 
 

@@ -112,6 +112,8 @@ def apply_event(
         seen = session.scalar(
             select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.idempotency_key == idempotency_key)
         )
+        if seen is None:  # the unique key that refused ours is not the idempotency key: not a retry
+            raise
         return EventResult(seen, created=False, applied=seen.applied)
     if applied:
         _apply(session, order, event)
@@ -205,7 +207,8 @@ _ACCESSIBLE = {by: _accessible_statement(by) for by in ("phone", "chat", "proven
 
 def accessible_orders(session: Session, conversation: Conversation, *, include_done_days: int = 14) -> list[Order]:
     """Orders tied to this conversation's phone or chat, or proven in it; recent ones first."""
-    by, who = "proven", None
+    by: str = "proven"
+    who: str | int | None = None
     if conversation.channel in ("sms", "whatsapp", "simulator"):
         by, who = "phone", conversation.address
     elif conversation.channel == "telegram":

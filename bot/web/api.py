@@ -208,12 +208,14 @@ def _storable(text: str) -> bool:
 @require_api_key(scopes=ORDER_SCOPES)
 def put_order(ref: str):
     data, problem = json_body(ORDER)
-    problem = invalid_ref(ref, "order") or problem
-    if problem is not None:
+    ref_problem = invalid_ref(ref, "order")  # a bad ref is answered before a bad body
+    if ref_problem is not None:
+        return ref_problem
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     with services().db.session() as session:
         brand, problem = order_brand(session, data)
-        if problem is not None:
+        if brand is None:  # order_brand gives no brand only with its problem answer
             return problem
         order, created = upsert_order(session, ref, data, brand)
         body = order_json(order, services().config, events=False)
@@ -232,10 +234,10 @@ def order_brand(session: Session, data: dict[str, Any]) -> tuple[Brand | None, A
 
 def upsert_order(session: Session, ref: str, data: dict[str, Any], brand: Brand) -> tuple[Order, bool]:
     """Create or update order `ref` of `brand` from a validated body; (the order, whether it was created)."""
-    order = brand_rules.order_in_brand(session, brand, ref)
-    created = order is None
+    found = brand_rules.order_in_brand(session, brand, ref)
+    created = found is None
+    order = found if found is not None else Order(ref=ref, brand=brand, tracking_token=order_rules.new_token(), extra={})
     if created:
-        order = Order(ref=ref, brand=brand, tracking_token=order_rules.new_token(), extra={})
         session.add(order)
     _apply_order_fields(session, order, data)
     session.flush()
@@ -297,8 +299,10 @@ def _upsert_customer(session: Session, current: Customer | None, data: dict[str,
 @idempotent
 def post_event(ref: str):
     data, problem = json_body(EVENT)
-    problem = invalid_ref(ref, "order") or problem
-    if problem is not None:
+    ref_problem = invalid_ref(ref, "order")  # a bad ref is answered before a bad body
+    if ref_problem is not None:
+        return ref_problem
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     problems = _event_rules(data)
     if problems:

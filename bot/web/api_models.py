@@ -5,6 +5,7 @@ models here by `request_model`, so the document and the validation never disagre
 from __future__ import annotations
 
 from datetime import datetime
+from types import GenericAlias
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -406,7 +407,8 @@ def _annotation(name: str, spec: F) -> Any:
     if spec.kind == "object":
         return dict[str, Any]
     if spec.kind == "array":
-        return list[_annotation(name + "Item", spec.items)] if spec.items else list[Any]
+        # GenericAlias is what list[X] makes; spelled out because X is only known at run time
+        return GenericAlias(list, (_annotation(name + "Item", spec.items),)) if spec.items else list[Any]
     if spec.enum:
         return Literal[tuple(spec.enum)]
     return _SCALARS[spec.kind]

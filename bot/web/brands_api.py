@@ -69,8 +69,10 @@ def init_app(app: Flask) -> None:
 @require_api_key
 def put_brand(ref: str):
     data, problem = json_body(BRAND)
-    problem = invalid_ref(ref, "brand") or problem
-    if problem is not None:
+    ref_problem = invalid_ref(ref, "brand")  # a bad ref is answered before a bad body
+    if ref_problem is not None:
+        return ref_problem
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     with services().db.session() as session:
         brand, created = brand_rules.upsert_brand(session, ref, data)

@@ -103,8 +103,9 @@ SIGNATURE_HEADERS = {
 def openapi_document(server: str) -> dict[str, Any]:
     bodies = {op.operation_id: m.request_model(_camel(op.operation_id) + "Body", op.body)
               for op in OPERATIONS if op.body is not None}
-    models = {model for statuses in RESPONSES.values() for model in statuses.values() if model}
-    models |= {model for _, model in WEBHOOKS.values()} | {m.Problem, m.WebhookMessage} | set(bodies.values())
+    models: set[type[BaseModel]] = {model for statuses in RESPONSES.values() for model in statuses.values() if model}
+    models |= {model for _, model in WEBHOOKS.values()}
+    models |= {m.Problem, m.WebhookMessage, *bodies.values()}
     _, schemas = models_json_schema([(model, "validation" if model in bodies.values() else "serialization")
                                      for model in sorted(models, key=lambda x: x.__name__)], ref_template=REF)
     paths: dict[str, Any] = {}
@@ -137,10 +138,10 @@ def _operation(op: Operation, body: type[BaseModel] | None) -> dict[str, Any]:
         if code >= 400:
             content = {MEDIA_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}}
             entry["responses"][str(code)] = {"description": text, "content": content}
-        elif success.get(code) is None:
+        elif (model := success.get(code)) is None:
             entry["responses"][str(code)] = {"description": text}
         else:
-            ref = {"$ref": REF.format(model=success[code].__name__)}
+            ref = {"$ref": REF.format(model=model.__name__)}
             entry["responses"][str(code)] = {"description": text, "content": {"application/json": {"schema": ref}}}
     if op.auth:
         entry["security"] = [{"bearerAuth": []}]

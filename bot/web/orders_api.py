@@ -176,7 +176,7 @@ def _decode_cursor(value: str, query: dict[str, Any]) -> tuple[datetime, int] | 
 @idempotent
 def batch_orders():
     data, problem = json_body(F("object", required=True, fields={"orders": F("array", required=True)}))
-    if problem is not None:
+    if data is None:  # json_body gives no data only with its problem answer
         return problem
     rows, batch_max = data["orders"], int(services().config["api"]["batch_max"])
     if not 1 <= len(rows) <= batch_max:
@@ -203,7 +203,7 @@ def _batch_row(session: Session, row: Any) -> dict[str, Any]:
     if invalid:
         return _failed(ref, *invalid)
     brand, problem = order_brand(session, fields)
-    if problem is not None:
+    if brand is None:
         return _failed(ref, 422, "the row has invalid fields", [{"field": "brand", "message": "is not a known brand"}])
     try:
         with session.begin_nested():

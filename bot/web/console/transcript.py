@@ -68,6 +68,8 @@ def handoff_json(session: Session, handoff: Handoff, now: datetime | None = None
     """One handoff as the console's poller and the helpdesk API show it (no phone numbers)."""
     now = now or utcnow()
     conversation = session.get(Conversation, handoff.conversation_id)
+    if conversation is None:  # a handoff's conversation is erased with it (privacy); never half of the pair
+        raise LookupError(f"handoff {handoff.id} has no conversation {handoff.conversation_id}")
     customer = session.get(Customer, conversation.customer_id) if conversation.customer_id else None
     order = session.get(Order, handoff.order_id) if handoff.order_id else None
     agent = session.get(Agent, handoff.agent_id) if handoff.agent_id else None
