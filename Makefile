@@ -65,6 +65,7 @@ $(AXE): tests/browser/axe/package.json tests/browser/axe/package-lock.json
 
 lint: venv
 	$(BIN)/ruff check bot handlers db nlu tests app.py bench
+	$(PY) -m mypy
 
 # --- translations (Babel) ---------------------------------------------------------------------
 i18n: i18n-extract i18n-update i18n-compile
