@@ -34,7 +34,8 @@ run: venv i18n-compile
 	@$(PY) -c "import sys; from nlu.embedded.artifact import artifact_path; sys.exit(not artifact_path().exists())" \
 	  || $(BIN)/lastmile nlu train
 	LASTMILE_DEMO=true $(BIN)/lastmile demo seed
-	LASTMILE_DEMO=true $(BIN)/lastmile serve --host $(HOST) --port $(PORT)
+	LASTMILE_DEMO=true LASTMILE_PUBLIC_BASE_URL="$${LASTMILE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}" \
+	  $(BIN)/lastmile serve --host $(HOST) --port $(PORT)
 
 test: venv i18n-compile browser axe
 	$(PY) -m pytest tests --ignore=tests/rasa_integration -p no:cacheprovider -n 2 --dist loadgroup
