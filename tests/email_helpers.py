@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -131,3 +132,21 @@ def put_email_order(client, auth, ref="LM-1", *, email=ADDRESS, locale="en", pho
     response = client.put(f"/api/v1/orders/{ref}", json=body, headers=auth)
     assert response.status_code in (200, 201), response.get_json()
     return response.get_json()["order"]
+
+
+@contextmanager
+def own_app(config):
+    """An app of its own config (the policy is read at start-up), its client and a carrier API key."""
+    from app import create_app
+    from bot.web.api_keys import create_api_key
+
+    app = create_app(config)
+    srv = app.extensions["lastmile"]
+    try:
+        with srv.db.session() as session:
+            auth = {"Authorization": f"Bearer {create_api_key(session, 'carrier')}"}
+        yield app.test_client(), srv, auth
+    finally:
+        if srv.dispatcher is not None:
+            srv.dispatcher.stop()
+        srv.db.dispose()

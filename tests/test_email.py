@@ -8,14 +8,13 @@ import hmac
 import json
 import re
 import time
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.testing.config import PUBLIC_URL, base_config
 from db.models import Conversation, Customer, Message, Order
-from tests.email_helpers import ADDRESS, SmtpServer, email_settings, put_email_order
+from tests.email_helpers import ADDRESS, SmtpServer, email_settings, own_app, put_email_order
 from tests.notify_helpers import bodies, eta, notifications, post_event
 
 WEBHOOK_SECRET = "test-email-webhook-secret"
@@ -117,24 +116,6 @@ def test_delivered_by_email_links_the_photo_and_asks_for_no_reply(client, srv, a
 
 
 # --- the policy ----------------------------------------------------------------------------------------------
-@contextmanager
-def own_app(config):
-    """An app of its own config (the policy is read at start-up), its client and a carrier API key."""
-    from app import create_app
-    from bot.web.api_keys import create_api_key
-
-    app = create_app(config)
-    srv = app.extensions["lastmile"]
-    try:
-        with srv.db.session() as session:
-            auth = {"Authorization": f"Bearer {create_api_key(session, 'carrier')}"}
-        yield app.test_client(), srv, auth
-    finally:
-        if srv.dispatcher is not None:
-            srv.dispatcher.stop()
-        srv.db.dispose()
-
-
 def test_by_default_no_email_goes_out_even_with_an_address(database_url, providers, smtp):
     with own_app(base_config(database_url, providers.url, channels={"email": email_settings(smtp.port)})) as (
             client, srv, auth):

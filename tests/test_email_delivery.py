@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from tests.email_helpers import (
     SilentServer,
     SmtpServer,
     email_settings,
+    own_app,
     password_checker,
     put_email_order,
 )
@@ -28,22 +28,9 @@ from tests.outbox_helpers import make_due, settle
 BOTH = {"out_for_delivery": ["email", "chat"]}
 
 
-@contextmanager
 def email_app(database_url, providers, port, secrets=None, **email):
-    from app import create_app
-    from bot.web.api_keys import create_api_key
-
-    app = create_app(base_config(database_url, providers.url, channels={"email": email_settings(port, **email)},
-                                 notifications={"channels": BOTH}, secrets=secrets or {}))
-    srv = app.extensions["lastmile"]
-    try:
-        with srv.db.session() as session:
-            auth = {"Authorization": f"Bearer {create_api_key(session, 'carrier')}"}
-        yield app.test_client(), srv, auth
-    finally:
-        if srv.dispatcher is not None:
-            srv.dispatcher.stop()
-        srv.db.dispose()
+    return own_app(base_config(database_url, providers.url, channels={"email": email_settings(port, **email)},
+                               notifications={"channels": BOTH}, secrets=secrets or {}))
 
 
 @pytest.fixture
