@@ -122,3 +122,72 @@ def test_0007_moves_existing_orders_to_the_default_brand_on_postgresql():
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def downgrade_to(database: Database, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config(database.url)
+    with database.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
+def _upgrade_0008_telegram_ids(url: str) -> None:
+    """A 0008 database holding sent Telegram messages by bare message id: 0009 puts their chat in front (in
+    messages and in the outbox), leaves inbound update ids and other channels alone, and downgrading undoes it."""
+    database = Database(url)
+    now = {"now": "2026-12-01 10:00:00"}
+    try:
+        upgrade(database, "0008_email")
+        with database.engine.begin() as connection:
+            for number, channel, address in ((1, "telegram", "4242"), (2, "telegram", "4343"), (3, "sms", "+15550001111")):
+                connection.execute(text(
+                    "INSERT INTO conversations (id, channel, address, role, state, opted_out, handoff_active, "
+                    "created_at, updated_at) VALUES (:id, :channel, :address, 'customer', '{}', false, false, :now, :now)"),
+                    {"id": number, "channel": channel, "address": address, **now})
+            for number, conversation, direction, channel, provider_id in (
+                    (1, 1, "in", "telegram", "900"), (2, 1, "out", "telegram", "7"), (3, 2, "out", "telegram", "8"),
+                    (4, 3, "out", "sms", "SM0001")):
+                connection.execute(text(
+                    "INSERT INTO messages (id, conversation_id, direction, channel, provider_id, sender, kind, data, "
+                    "status, created_at, updated_at) VALUES (:id, :conversation, :direction, :channel, :provider_id, "
+                    "'bot', 'text', '{}', 'sent', :now, :now)"),
+                    {"id": number, "conversation": conversation, "direction": direction, "channel": channel,
+                     "provider_id": provider_id, **now})
+            connection.execute(text(
+                "INSERT INTO outbox (id, kind, lane, message_id, channel, to_address, payload, status, attempts, "
+                "provider_id, next_attempt_at, created_at) VALUES (1, 'message', 'telegram:4242', 2, "
+                "'telegram', '4242', '{}', 'sent', 1, '7', :now, :now)"), now)
+        upgrade(database)
+        with database.engine.begin() as connection:
+            ids = connection.execute(text("SELECT provider_id FROM messages ORDER BY id")).scalars().all()
+            assert ids == ["900", "4242:7", "4343:8", "SM0001"]
+            assert connection.scalar(text("SELECT provider_id FROM outbox")) == "4242:7"
+        downgrade_to(database, "0008_email")
+        with database.engine.begin() as connection:
+            ids = connection.execute(text("SELECT provider_id FROM messages ORDER BY id")).scalars().all()
+            assert ids == ["900", "7", "8", "SM0001"]
+            assert connection.scalar(text("SELECT provider_id FROM outbox")) == "7"
+    finally:
+        database.dispose()
+
+
+def test_0009_puts_the_chat_in_front_of_sent_telegram_ids_on_sqlite(tmp_path):
+    _upgrade_0008_telegram_ids(f"sqlite:///{tmp_path / 'telegram.db'}")
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
+def test_0009_puts_the_chat_in_front_of_sent_telegram_ids_on_postgresql():
+    base = normalize_url(os.environ["TEST_DATABASE_URL"])
+    schema = f"migrate_telegram_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        _upgrade_0008_telegram_ids(base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}")
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.models import Message
+from db.models import Message, OutboxItem
 from tests.conftest import post_telegram, telegram_update
 
 PAYLOADS = sorted((Path(__file__).parent / "payloads" / "telegram").glob("*.json"))
@@ -205,3 +205,37 @@ def session_source(srv, reference: str) -> str | None:
 
     with srv.db.session() as session:
         return session.get(MediaFile, int(reference.removeprefix("media:"))).source
+
+
+# --- message ids count per chat --------------------------------------------------------------------
+def test_replies_in_two_chats_with_the_same_message_id_are_both_recorded_once(client, srv, providers):
+    # Telegram numbers a bot's messages within each chat: both chats' first replies are message 1.
+    for update_id, chat_id in ((1, 7101), (2, 7102)):
+        assert post_telegram(client, telegram_update(chat_id, "hi", update_id=update_id)).status_code == 200
+    srv.dispatcher.drain()
+    assert sorted(str(c.value("chat_id")) for c in providers.telegram_calls("sendMessage")) == ["7101", "7102"]
+    with srv.db.session() as session:
+        sent = session.execute(select(Message.provider_id, Message.status).where(Message.direction == "out")
+                               .order_by(Message.provider_id)).all()
+    assert [tuple(row) for row in sent] == [("7101:1", "sent"), ("7102:1", "sent")]
+    # An inbound update whose id is a sent message's number is a new message, not a duplicate.
+    assert post_telegram(client, telegram_update(7101, "thanks", update_id=1)).status_code == 200  # redelivery
+    assert post_telegram(client, telegram_update(7102, "thanks", update_id=3)).status_code == 200
+    assert inbound_count(srv) == 3
+
+
+def test_a_sent_message_whose_id_is_already_stored_is_not_sent_again(client, srv, providers):
+    # Rows written before ids carried their chat (or any clash): the send happened, so it is recorded as
+    # sent, without the clashing id, and never repeated.
+    assert post_telegram(client, telegram_update(7201, "hi", update_id=11)).status_code == 200
+    with srv.db.session() as session:
+        conversation_id = session.scalar(select(Message.conversation_id).where(Message.direction == "in"))
+        session.add(Message(conversation_id=conversation_id, direction="in", channel="telegram",
+                            provider_id="7201:1", text="legacy"))
+    srv.dispatcher.drain()
+    srv.dispatcher.drain()
+    assert len(providers.telegram_calls("sendMessage")) == 1
+    with srv.db.session() as session:
+        reply = session.scalars(select(Message).where(Message.direction == "out")).one()
+        assert (reply.status, reply.provider_id) == ("sent", None)
+        assert session.scalars(select(OutboxItem.status)).all() == ["sent"]

@@ -154,7 +154,9 @@ class TelegramChannel(Channel):
             raise SendError(f"telegram error: {exc.__class__.__name__}", ambiguous=not never_sent) from None
         except concurrent.futures.TimeoutError:
             raise SendError("telegram send outcome unknown: no answer in time", ambiguous=True) from None
-        return str(message.message_id)
+        # A message id counts within its chat (every private chat starts at 1) and update ids count in a space
+        # of their own: "<chat>:<message>" keeps sent messages apart from each other and from inbound updates.
+        return f"{chat_id}:{message.message_id}"
 
     # --- files people send ---------------------------------------------------------------------
     def media_source(self, reference: str) -> MediaSource:

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.channels import sms_encoding
@@ -659,10 +660,16 @@ class OutboxDispatcher:
 def _message_sent(session: Session, item_id: int, provider_id: str) -> None:
     item = session.get(OutboxItem, item_id)
     message = session.get(Message, item.message_id) if item is not None and item.message_id else None
-    if message is not None:
-        message.provider_id = provider_id
-        if message.status in ("queued", "sending"):
-            message.status = "sent"
+    if message is None:
+        return
+    if message.status in ("queued", "sending"):
+        message.status = "sent"
+    try:  # the send happened: a provider id that clashes with a stored one must not undo that (and resend)
+        with session.begin_nested():
+            session.execute(update(Message).where(Message.id == message.id).values(provider_id=provider_id))
+    except IntegrityError:
+        logger.error("outbox item %s: provider id %s is already on another message; the message is kept "
+                     "without it", item_id, provider_id)
 
 
 def _message_failed(session: Session, item_id: int, exc: SendError, *, final: bool) -> None:

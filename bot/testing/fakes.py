@@ -121,6 +121,7 @@ class FakeProviders:
         self._chaos: tuple[dict[str, float], random.Random] | None = None
         self._callback_token: str | None = None
         self._ids = itertools.count(1)
+        self._chat_message_ids: dict[str, itertools.count] = {}  # Telegram counts message ids per chat
         self._lock = threading.Lock()
         self.server = _Server((LOOPBACK, 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -195,6 +196,7 @@ class FakeProviders:
             self.sends_by_sender.clear()
             self._buckets.clear()
             self.rate_refusals = 0
+            self._chat_message_ids.clear()
 
     # --- queries ------------------------------------------------------------------------------
     def twilio_messages(self) -> list[Recorded]:
@@ -366,8 +368,10 @@ class FakeProviders:
             method = match.group(1)
             if method in ("sendMessage", "sendPhoto"):
                 chat_id = record.value("chat_id")
+                with self._lock:
+                    message_id = next(self._chat_message_ids.setdefault(chat_id or "", itertools.count(1)))
                 return 200, {"ok": True, "result": {
-                    "message_id": n, "date": int(time.time()),
+                    "message_id": message_id, "date": int(time.time()),
                     "chat": {"id": int(chat_id) if chat_id else 0, "type": "private"},
                     "text": record.value("text") or record.value("caption") or ""}}, {}
             if method == "getFile":
