@@ -194,6 +194,8 @@ class Order(Timestamped, Base):
     delivered_at: Mapped[datetime | None]
     proof_photo_url: Mapped[str | None] = mapped_column(Text)
     proof_note: Mapped[str | None] = mapped_column(Text)
+    proof_signature_url: Mapped[str | None] = mapped_column(Text)  # an image: a web address or media:<id>
+    proof_barcode: Mapped[str | None] = mapped_column(String(128))  # the parcel's label as scanned at the door
     instructions: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     customer: Mapped[Customer | None] = relationship(back_populates="orders")

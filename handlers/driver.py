@@ -26,6 +26,8 @@ HELP = {"help", "ayuda", "aide", "hilfe", "ajuda", "commands", "comandos", "comm
 ARRIVED = {"arrived", "here", "im here", "i am here", "at the door", "llegue", "he llegado", "estoy aqui", "aqui",
            "arrive", "je suis arrive", "je suis la", "angekommen", "bin da", "ich bin da", "cheguei", "estou aqui"}
 DELIVERED = ("delivered", "done", "entregado", "entregue", "livre", "zugestellt", "geliefert", "abgegeben")
+SIGNATURE = ("signature", "signed", "firma", "firmado", "signe", "unterschrift", "unterschrieben", "assinatura",
+             "assinado")
 FAILED = ("failed", "fail", "not delivered", "no entregado", "fallido", "echec", "echoue", "non livre",
           "fehlgeschlagen", "nicht zugestellt", "falhou", "falha", "nao entregue")
 YES = {"yes", "y", "ok", "okay", "accept", "si", "vale", "acepto", "oui", "d'accord", "ja", "sim", "claro"}
@@ -33,6 +35,9 @@ NO = {"no", "n", "refuse", "decline", "non", "nein", "nao", "rechazo", "impossib
 ETA = re.compile(r"^(?:(?P<kw>eta|llego en|llegada|j'arrive dans|arrivee|ankunft|bin in|chego em|chegada)"
                  r"\s*[:=]?\s*)?(?P<n>\d{1,3})\s*(?P<unit>m|min|mins|minutes?|minutos?|minuten)?\.?$")
 BARE_CODE = re.compile(r"^#?(?P<code>\d{4})$")
+# "DELIVERED barcode 00340434161234567890 porch": the parcel's label as scanned, taken out of the note.
+BARCODE = re.compile(r"(?:^|\s)(?:barcode|scan|scanned|codigo de barras|código de barras|code-barres|code barre|"
+                     r"strichcode|barcode-nr\.?)\s*[:#=]?\s*(?P<code>" + order_rules.BARCODE_PATTERN + ")", re.IGNORECASE)
 
 
 def fold(text: str) -> str:
@@ -42,7 +47,8 @@ def fold(text: str) -> str:
 
 
 def parse_command(text: str) -> tuple[str | None, Any]:
-    """('eta', 15) | ('arrived', None) | ('delivered', note) | ('failed', reason) | ('help', None) | (None, None)."""
+    """('eta', 15) | ('arrived', None) | ('delivered', note) | ('signature', None) | ('failed', reason) |
+    ('help', None) | (None, None)."""
     folded = fold(text)
     if folded in HELP:
         return "help", None
@@ -51,7 +57,7 @@ def parse_command(text: str) -> tuple[str | None, Any]:
     match = ETA.match(folded)
     if match and (match.group("kw") or match.group("unit")) and 0 < int(match.group("n")) <= 240:
         return "eta", int(match.group("n"))
-    for name, words in (("delivered", DELIVERED), ("failed", FAILED)):
+    for name, words in (("delivered", DELIVERED), ("signature", SIGNATURE), ("failed", FAILED)):
         for word in words:
             if re.match(re.escape(word) + r"(?:\W|$)", folded):
                 rest = " ".join(text.split()[len(word.split()):])
@@ -132,7 +138,8 @@ def send_help(turn: Turn) -> None:
     turn.reply(_("Commands (start with the #code when you have several deliveries):\n"
                  "- ETA 15: you'll be there in 15 minutes\n"
                  "- ARRIVED: you're at the address\n"
-                 "- DELIVERED, with a photo: proof of delivery\n"
+                 "- DELIVERED, with a photo: proof of delivery (add BARCODE and the label's code if you scan it)\n"
+                 "- SIGNATURE, with a picture of the recipient's signature\n"
                  "- FAILED and the reason: a failed attempt\n"
                  "- YES or NO: answer a customer's request\n"
                  "Anything else is passed on to the customer, without your number."))
@@ -171,23 +178,51 @@ def run_command(turn: Turn, order: Order, command: str, argument: Any, media: li
         event_type = "eta_updated"
     elif command == "arrived":
         event_type = "arriving"
-    elif command == "delivered":
-        photo = next((m.url for m in media if m.content_type.startswith("image") or not m.content_type), None)
-        proof = {k: v for k, v in (("photo_url", photo), ("note", note)) if v}
+    elif command in ("delivered", "signature"):
+        images = [m.url for m in media if m.content_type.startswith("image") or not m.content_type]
+        if command == "signature" and not images:
+            turn.reply(_("%(order)s: send the picture of the signature with the word SIGNATURE.", order=label))
+            return
+        barcode, rest = split_barcode(argument)  # before masking: a label's long number is not a phone number
+        note = relay.mask_phone_numbers(rest) if rest else None
+        # DELIVERED with two pictures (MMS, WhatsApp): the parcel, then the signature; SIGNATURE: the signature.
+        photo, signature = (None, images[0]) if command == "signature" else (images + [None, None])[:2]
+        proof = {k: v for k, v in (("photo_url", photo), ("signature_url", signature), ("note", note),
+                                   ("barcode", barcode)) if v}
         data = {"proof_of_delivery": proof} if proof else {}
         event_type = "delivered"
-        media_records.attach_to_order(turn.session, photo, order)  # our copy now lives as long as the order
+        for image in (photo, signature):  # our copies now live as long as the order
+            media_records.attach_to_order(turn.session, image, order)
     else:  # "failed", whose reason was required above
         if not note:
             raise ValueError(f"driver command {command!r} without its reason")
         data["reason"] = note[:500]
         event_type = "failed_attempt"
+    proof_before = order_rules.proof_of(order)
     result = order_rules.apply_event(turn.session, order, event_type, turn.now, data, source="driver",
                                      idempotency_key=f"driver-message-{turn.message.id}")
+    if command == "signature" and order.status == "delivered":
+        if order.proof_signature_url != data["proof_of_delivery"]["signature_url"]:
+            turn.reply(_("%(order)s: this delivery already has a signature; nothing changed.", order=label))
+        else:
+            turn.reply(_("%(order)s: signature saved with the proof of delivery. Thanks!", order=label))
+        return
+    if not result.applied and order_rules.proof_of(order) != proof_before:  # proof after the delivery
+        turn.reply(_("%(order)s: added to the proof of delivery. Thanks!", order=label))
+        return
     if not result.applied:
         turn.reply(_("%(order)s: nothing changed; the order is already further along.", order=label))
         return
     turn.reply(_confirmation(command, label, data, order))
+
+
+def split_barcode(note: str | None) -> tuple[str | None, str | None]:
+    """The scanned barcode in a DELIVERED message and the note without it."""
+    match = BARCODE.search(note or "")
+    if match is None:
+        return None, note
+    rest = (note[:match.start()] + " " + note[match.end():]).strip(" :.,-") if note else ""
+    return match.group("code"), " ".join(rest.split()) or None
 
 
 def _confirmation(command: str, label: str, data: dict[str, Any], order: Order) -> str:

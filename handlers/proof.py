@@ -29,6 +29,10 @@ def proof_of_delivery(turn: Turn) -> None:
     lines = [_("Your order %(ref)s was delivered %(when)s.", ref=order.ref, when=when).replace("  ", " ")]
     if order.proof_note:
         lines.append(_("Driver's note: %(note)s", note=order.proof_note))
+    if order.proof_signature_url:
+        lines.append(_("It was signed for; the signature is on the tracking page."))
+    if order.proof_barcode:
+        lines.append(_("Parcel barcode: %(code)s", code=order.proof_barcode))
     media = proof_media(order, turn.conversation, turn.config)
     photo = photo_url(order)
     if photo and not media:

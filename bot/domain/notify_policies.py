@@ -61,42 +61,55 @@ def mms_capable(phone: str, countries: list[str]) -> bool:
     return phones.in_countries(phone, countries)
 
 
-def photo_ref(order: Order, *, stored_only: bool = False) -> str | None:
-    """The proof-of-delivery photo as a message attachment: the carrier's web address, or `media:<id>` of the
-    driver's photo we keep (a signed link is made for it when the message is sent)."""
-    return media_records.proof_ref(object_session(order), order, stored_only=stored_only)
+def photo_ref(order: Order, *, stored_only: bool = False, which: str = "photo") -> str | None:
+    """The proof-of-delivery photo (or `which="signature"`) as a message attachment: the carrier's web address,
+    or `media:<id>` of the driver's file we keep (a signed link is made for it when the message is sent)."""
+    return media_records.proof_ref(object_session(order), order, stored_only=stored_only, which=which)
 
 
-def photo_url(order: Order, *, page: bool = False) -> str | None:
-    """The proof-of-delivery photo as a web address: the carrier's, or a signed link to our copy (a short one
-    for our own pages, where only a file already stored is shown)."""
-    reference = photo_ref(order, stored_only=page)
+def photo_url(order: Order, *, page: bool = False, which: str = "photo") -> str | None:
+    """The proof-of-delivery photo (or `which="signature"`) as a web address: the carrier's, or a signed link
+    to our copy (a short one for our own pages, where only a file already stored is shown)."""
+    reference = photo_ref(order, stored_only=page, which=which)
     if media.ref_id(reference) is None:
         return reference
     service = media.current(object_session(order))
     return service.public(reference, page=page) if service is not None else None
 
 
+PROOF_FILES = {"photo_url": "photo", "signature_url": "signature"}  # proof_of_delivery's fields that hold files
+
+
 def shared_event_data(event: OrderEvent) -> dict[str, Any]:
-    """An event's data as the carrier API and callbacks show it: the proof photo we keep as a signed link
-    (only a file kept for this event's order; any other `media:` reference is left out)."""
+    """An event's data as the carrier API and callbacks show it: the proof files we keep as signed links
+    (only files kept for this event's order; any other `media:` reference is left out)."""
     data = dict(event.data or {})
     proof = data.get("proof_of_delivery")
-    media_id = media.ref_id(proof.get("photo_url")) if isinstance(proof, dict) else None
-    if media_id is None or not isinstance(proof, dict):
+    if not isinstance(proof, dict):
         return data
     session = object_session(event)
     service = media.current(session)
-    row = session.get(MediaFile, media_id) if session is not None else None
-    mine = row is not None and row.order_id == event.order_id
-    link = service.url(media_id) if mine and service is not None else None
-    data["proof_of_delivery"] = {**proof, "photo_url": link}
+    shared = dict(proof)
+    for field in PROOF_FILES:
+        media_id = media.ref_id(proof.get(field))
+        if media_id is None:
+            continue
+        row = session.get(MediaFile, media_id) if session is not None else None
+        mine = row is not None and row.order_id == event.order_id
+        shared[field] = service.url(media_id) if mine and service is not None else None
+    data["proof_of_delivery"] = shared
     return data
 
 
-def shared_photo_url(order: Order) -> str | None:
-    """What the carrier API and callbacks show: a signed link for our copy, the stored value otherwise."""
-    return photo_url(order) if media.ref_id(order.proof_photo_url) is not None else order.proof_photo_url
+def shared_proof(order: Order) -> dict[str, Any] | None:
+    """The order's proof of delivery as the carrier API and callbacks show it: signed links for our copies,
+    the stored values otherwise; None when there is none."""
+    stored = {"photo_url": order.proof_photo_url, "signature_url": order.proof_signature_url}
+    if not any(stored.values()) and not order.proof_note and not order.proof_barcode:
+        return None
+    files = {field: photo_url(order, which=which) if media.ref_id(stored[field]) is not None else stored[field]
+             for field, which in PROOF_FILES.items()}
+    return {**files, "note": order.proof_note, "barcode": order.proof_barcode}
 
 
 def eta_moved(previous: tuple[datetime | None, datetime | None], current: tuple[datetime | None, datetime | None],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.domain.notify_policies import shared_event_data, shared_photo_url
+from bot.domain.notify_policies import shared_event_data, shared_proof
 from db.models import Order, OrderEvent
 
 
@@ -34,8 +34,7 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
         "location": ({"lat": order.location_lat, "lng": order.location_lng, "at": _iso(order.location_at)}
                      if order.location_lat is not None else None),
         "delivered_at": _iso(order.delivered_at),
-        "proof_of_delivery": ({"photo_url": shared_photo_url(order), "note": order.proof_note}
-                              if order.proof_photo_url or order.proof_note else None),
+        "proof_of_delivery": shared_proof(order),
         "instructions": order.instructions,
         "tracking_url": tracking_url(config, order),
         "customer": None if customer is None else {

@@ -41,6 +41,7 @@ FINAL_STATUSES = ("delivered", "cancelled")  # nothing moves an order out of the
 RESTART_AFTER_FAILURE = {"driver_assigned", "out_for_delivery", "delayed", "arriving", "delivered"}
 LIVE_STATUSES = ("out_for_delivery", "delayed", "arriving")  # the driver is on the way: the relay is open
 CLOSED_STATUSES = ("delivered", "failed_attempt")
+BARCODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9./_+-]{0,127}"  # a scanned label: GS1, Code 128 and QR values in practice
 # Longer than any relay window after delivery (relay.open_hours_after_delivery, checked at start-up).
 SHORT_CODE_HORIZON = timedelta(days=7)
 ACTIVE_STATUSES = ("created", "driver_assigned", "out_for_delivery", "delayed", "arriving", "failed_attempt")
@@ -115,6 +116,8 @@ def apply_event(
         if seen is None:  # the unique key that refused ours is not the idempotency key: not a retry
             raise
         return EventResult(seen, created=False, applied=seen.applied)
+    if not applied and type_ == "delivered" and order.status == OrderStatus.DELIVERED:
+        _add_proof(order, data or {}, replace=False)  # proof sent after the delivery (a signature) completes it
     if applied:
         _apply(session, order, event)
         for listener in registry_of(session).event_listeners if notify else ():  # in the registry's order
@@ -162,9 +165,24 @@ def _apply(session: Session, order: Order, event: OrderEvent) -> None:
         assign_short_code(session, order)
     if event.type == "delivered":
         order.delivered_at = event.occurred_at
-        proof = data.get("proof_of_delivery") or {}
-        order.proof_photo_url = proof.get("photo_url") or order.proof_photo_url
-        order.proof_note = proof.get("note") or order.proof_note
+        _add_proof(order, data, replace=True)
+
+
+PROOF_COLUMNS = {"photo_url": "proof_photo_url", "note": "proof_note", "signature_url": "proof_signature_url",
+                 "barcode": "proof_barcode"}
+
+
+def proof_of(order: Order) -> tuple[str | None, ...]:
+    return tuple(getattr(order, column) for column in PROOF_COLUMNS.values())
+
+
+def _add_proof(order: Order, data: dict[str, Any], *, replace: bool) -> None:
+    """The event's proof of delivery onto the order: every part it carries (`replace`), or only the parts the
+    order still lacks (proof that arrives after the delivery never overwrites what was recorded)."""
+    proof = data.get("proof_of_delivery") or {}
+    for field, column in PROOF_COLUMNS.items():
+        if proof.get(field) and (replace or not getattr(order, column)):
+            setattr(order, column, proof[field])
 
 
 def assign_short_code(session: Session, order: Order) -> None:

@@ -164,7 +164,8 @@ def _order_export(order: Order) -> dict[str, Any]:
                         "postcode": order.postcode, "country": order.country},
             "window": {"start": _iso(order.window_start), "end": _iso(order.window_end)},
             "instructions": order.instructions, "delivered_at": _iso(order.delivered_at),
-            "proof_of_delivery": {"photo_url": order.proof_photo_url, "note": order.proof_note},
+            "proof_of_delivery": {"photo_url": order.proof_photo_url, "note": order.proof_note,
+                                  "signature_url": order.proof_signature_url, "barcode": order.proof_barcode},
             "events": [{"type": e.type, "occurred_at": _iso(e.occurred_at), "data": e.data} for e in order.events]}
 
 

@@ -69,7 +69,10 @@ EVENT = F("object", required=True, fields={
         "lat": F("number", required=True, minimum=-90, maximum=90),
         "lng": F("number", required=True, minimum=-180, maximum=180)}),
     "proof_of_delivery": F("object", fields={
-        "photo_url": F("string", max_length=2000), "note": F("string", max_length=1000)}),
+        "photo_url": F("string", max_length=2000), "note": F("string", max_length=1000),
+        "signature_url": F("string", max_length=2000, description="An image of the recipient's signature"),
+        "barcode": F("string", max_length=128, pattern=order_rules.BARCODE_PATTERN,
+                     description="The parcel's label as scanned at the door (letters, digits, - . / _ +)")}),
     "idempotency_key": F("string", max_length=128, description="Makes a retried POST a no-op"),
 })
 

@@ -52,6 +52,8 @@ class Location(Model):
 class Proof(Model):
     photo_url: str | None = None
     note: str | None = None
+    signature_url: str | None = Field(default=None, description="An image of the recipient's signature")
+    barcode: str | None = Field(default=None, description="The parcel's label as scanned at the door")
 
 
 class Customer(Model):

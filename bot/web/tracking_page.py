@@ -172,6 +172,7 @@ def _view(order: Order, rating: Rating | None, config: dict[str, Any]) -> dict[s
         "position_time": format_time(order.location_at) if located and order.location_at else None,
         "delivered_at": format_datetime(order.delivered_at) if order.delivered_at else None,
         "photo": policy.photo_url(order, page=True), "note": order.proof_note,
+        "signature": policy.photo_url(order, page=True, which="signature"), "barcode": order.proof_barcode,
         "instructions": order.instructions, "can_instruct": order.status in (
             "created", "driver_assigned", "out_for_delivery", "delayed", "arriving", "failed_attempt"),
         "can_rate": order.status == OrderStatus.DELIVERED, "rating": rating.score if rating else None,
@@ -186,6 +187,7 @@ def _texts(order: Order) -> dict[str, str]:
         "progress": _("Progress"), "history": _("History"), "driver": _("Driver's last position"),
         "updated": _("updated at"), "map_fallback": _("The map needs an internet connection."),
         "proof": _("Proof of delivery"), "photo_alt": _("Photo of the delivered parcel"),
+        "signature_alt": _("The recipient's signature"), "barcode": _("Parcel barcode"),
         "note": _("Driver's note"), "delivered_at": _("Delivered"),
         "instructions": _("Instructions for the driver"),
         "instructions_hint": _("Gate code, safe place, a neighbour who can take it..."),

@@ -78,10 +78,12 @@ def refusal_notice(session: Session, conversation: Conversation, reason: str, co
     reach.send(session, conversation, Reply(text), config)
 
 
-def proof_ref(session: Session | None, order: Order, *, stored_only: bool = False) -> str | None:
-    """The order's proof photo as we can show it: a web address the carrier gave, or `media:<id>` of a file we
-    keep for this very order (never another order's file, whatever the stored reference says)."""
-    url = order.proof_photo_url or ""
+def proof_ref(session: Session | None, order: Order, *, stored_only: bool = False,
+              which: str = "photo") -> str | None:
+    """The order's proof photo (or `which="signature"`, the recipient's signature) as we can show it: a web
+    address the carrier gave, or `media:<id>` of a file we keep for this very order (never another order's
+    file, whatever the stored reference says)."""
+    url = (order.proof_signature_url if which == "signature" else order.proof_photo_url) or ""
     if url.startswith(("https://", "http://")):
         return url
     media_id = ref_id(url)
@@ -93,7 +95,8 @@ def proof_ref(session: Session | None, order: Order, *, stored_only: bool = Fals
 
 
 def attach_to_order(session: Session, media_ref: str | None, order: Order) -> None:
-    """A driver's photo became the order's proof of delivery: it now lives as long as the order."""
+    """A driver's photo (or the recipient's signature) became the order's proof of delivery: it now lives as
+    long as the order."""
     media_id = ref_id(media_ref)
     row = session.get(MediaFile, media_id) if media_id is not None else None
     if row is not None and row.order_id is None:
