@@ -6,7 +6,6 @@ a redelivered event tells nobody twice; a failing receiver is retried; bad selle
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from sqlalchemy import select
@@ -14,20 +13,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bot.testing.config import base_config
 from db.models import Brand, OutboxAttempt, OutboxItem
-from tests.email_helpers import SmtpServer, email_settings
+from tests.email_helpers import email_settings, smtp  # noqa: F401  (smtp is a fixture)
 from tests.notify_helpers import local_hour_zone, run_jobs
-from tests.outbox_helpers import make_due, settle
+from tests.outbox_helpers import make_due, settle_retrying
 from tests.relay_helpers import drain_until, sms, texts_to
 
 ANA, BEA = "+15557770001", "+15557770002"
 REASON = "nobody home, gate locked"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -80,24 +72,11 @@ def text_of(message) -> str:
     return message.get_body(("plain",)).get_content()
 
 
-def settle_all(srv, timeout: float = 30.0) -> None:
-    """Sweep until every row is sent or failed, backed-off retries made due at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        make_due(srv)
-        try:
-            settle(srv, timeout=2)
-            return
-        except AssertionError:
-            continue
-    settle(srv, timeout=1)
-
-
 def test_a_failed_attempt_reaches_its_brands_seller_by_email_and_signed_webhook_then_the_choice(
         client, srv, auth, providers, smtp, shops):
     event(client, auth, "acme", "out_for_delivery")
     event(client, auth, "acme", "failed_attempt", reason=REASON, idempotency_key="carrier-evt-7")
-    settle_all(srv)
+    settle_retrying(srv)
     [call] = hooks(providers, "acme")
     message = verified(call, shops["acme"])
     assert message["type"] == "seller.failed_attempt"
@@ -116,13 +95,13 @@ def test_a_failed_attempt_reaches_its_brands_seller_by_email_and_signed_webhook_
 
     # The carrier delivers the same event again: nobody is told twice.
     event(client, auth, "acme", "failed_attempt", status=200, reason=REASON, idempotency_key="carrier-evt-7")
-    settle_all(srv)
+    settle_retrying(srv)
     assert len(hooks(providers, "acme")) == 1 and len(mails_to(smtp, "ops@acme.example")) == 1
 
     # The customer picks the pickup point (the third option of the failed-attempt message, by number on SMS).
     assert "3. A pickup point" in texts_to(providers, ANA)[-1]
     sms(client, ANA, "3")
-    settle_all(srv)
+    settle_retrying(srv)
     follow_up = verified(hooks(providers, "acme")[-1], shops["acme"])
     assert follow_up["type"] == "seller.customer_choice" and follow_up["data"]["choice"] == {"option": "pickup_point"}
     assert len(hooks(providers, "acme")) == 2
@@ -138,7 +117,7 @@ def test_a_cancelled_order_is_a_delivery_exception_and_events_filter_the_kinds(c
     assert response.get_json()["brand"]["seller"]["webhook_secret"] == "whsec_…" + shops["bolt"][-4:]  # kept
     event(client, auth, "bolt", "failed_attempt", reason=REASON)
     event(client, auth, "bolt", "cancelled", reason="address does not exist")
-    settle_all(srv)
+    settle_retrying(srv)
     [call] = hooks(providers, "bolt")
     message = verified(call, shops["bolt"])
     assert message["type"] == "seller.delivery_exception"
@@ -158,17 +137,17 @@ def deliver_and_prompt(app, client, srv, auth, brand: str) -> None:
 def test_a_low_rating_and_its_comment_are_told_and_a_good_one_is_not(app, client, srv, auth, providers, smtp, shops):
     deliver_and_prompt(app, client, srv, auth, "bolt")
     sms(client, BEA, "5")
-    settle_all(srv)
+    settle_retrying(srv)
     assert hooks(providers, "bolt") == [] and mails_to(smtp, "ops@bolt.example") == []
 
     deliver_and_prompt(app, client, srv, auth, "acme")
     sms(client, ANA, "1")
-    settle_all(srv)
+    settle_retrying(srv)
     [call] = hooks(providers, "acme")
     message = verified(call, shops["acme"])
     assert message["type"] == "seller.low_rating" and message["data"]["rating"]["score"] == 1
     sms(client, ANA, "The box was crushed")
-    settle_all(srv)
+    settle_retrying(srv)
     comment = verified(hooks(providers, "acme")[-1], shops["acme"])["data"]["rating"]
     assert comment == {"score": 1, "comment": "The box was crushed", "comment_only": True}
     first, second = mails_to(smtp, "ops@acme.example")
@@ -180,7 +159,7 @@ def test_the_threshold_is_the_sellers(app, client, srv, auth, providers, smtp, s
                headers=auth)
     deliver_and_prompt(app, client, srv, auth, "bolt")
     sms(client, BEA, "4")
-    settle_all(srv)
+    settle_retrying(srv)
     assert verified(hooks(providers, "bolt")[0], shops["bolt"])["data"]["rating"]["score"] == 4
 
 
@@ -188,7 +167,7 @@ def test_a_receiver_answering_500_is_retried_and_told_once(client, srv, auth, pr
     providers.fail_next(500, path="/seller/acme", times=1)
     event(client, auth, "acme", "failed_attempt", reason=REASON)
     drain_until(srv, providers, lambda: (make_due(srv), len(hooks(providers, "acme")) == 2)[1])
-    settle_all(srv)
+    settle_retrying(srv)
     first, second = hooks(providers, "acme")
     assert first.body == second.body and verified(second, shops["acme"])["type"] == "seller.failed_attempt"
     with srv.db.session() as session:
@@ -203,7 +182,7 @@ def test_a_receiver_answering_500_is_retried_and_told_once(client, srv, auth, pr
 def test_a_brand_without_a_seller_tells_nobody_and_nothing_breaks(client, srv, auth, providers, smtp, shops):
     assert client.put("/api/v1/brands/acme", json={"name": "Acme Shoes"}, headers=auth).status_code == 200
     event(client, auth, "acme", "failed_attempt", reason=REASON)
-    settle_all(srv)
+    settle_retrying(srv)
     assert hooks(providers, "acme") == [] and smtp.mailbox.messages == []
     assert "A pickup point" in texts_to(providers, ANA)[-1]  # the customer is told as ever
     with srv.db.session() as session:
@@ -214,7 +193,7 @@ def test_a_seller_email_only_gets_no_webhook_and_no_secret(client, srv, auth, pr
     response = client.put("/api/v1/brands/acme", json={"seller": {"email": "ops@acme.example"}}, headers=auth)
     assert response.get_json()["brand"]["seller"] == {"email": "ops@acme.example"}
     event(client, auth, "acme", "failed_attempt", reason=REASON)
-    settle_all(srv)
+    settle_retrying(srv)
     assert hooks(providers, "acme") == [] and len(mails_to(smtp, "ops@acme.example")) == 1
 
 
@@ -225,7 +204,7 @@ def test_a_secret_given_signs_and_is_only_shown_masked(client, srv, auth, provid
     assert response.get_json()["brand"]["seller"]["webhook_secret"] == "whsec_…" + mine[-4:]
     assert mine not in json.dumps(client.get("/api/v1/brands/acme", headers=auth).get_json())
     event(client, auth, "acme", "failed_attempt", reason=REASON)
-    settle_all(srv)
+    settle_retrying(srv)
     assert verified(hooks(providers, "acme")[0], mine)["type"] == "seller.failed_attempt"
 
 
