@@ -149,6 +149,7 @@ def build_registry() -> Registry:
         privacy,
         ratings,
         reroutes,
+        sellers,
     )
     from handlers import (
         confirm,
@@ -170,6 +171,7 @@ def build_registry() -> Registry:
             instructions.send_pending_instructions,  # out for delivery: the driver gets the saved instructions
             notify.on_event,  # the customer is told (quiet hours, opt-out, WhatsApp window, rate limit)
             carrier_callback.on_order_event,  # the carrier hears of the changes it did not make
+            sellers.on_order_event,  # the brand's seller hears of failed attempts, exceptions, the customer's choice
         ],
         # 2. After the outbox failed to send a message (bot/outbox.py), in the sending transaction:
         send_failure_listeners=[

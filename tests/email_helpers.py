@@ -11,6 +11,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from deploy.cluster import free_port
@@ -64,6 +65,14 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+@pytest.fixture
+def smtp():
+    """A local SMTP server keeping what it receives (a fixture: import it where a test names it)."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 class SilentServer:

@@ -44,3 +44,16 @@ def settle(srv, dispatchers=None, timeout=30.0):
             return
         time.sleep(0.1)
     raise AssertionError(f"not settled: {Counter(item.status for item in items(srv))}")
+
+
+def settle_retrying(srv, timeout: float = 60.0) -> None:
+    """Sweep until every row is sent or failed, making backed-off retries due at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        make_due(srv)
+        try:
+            settle(srv, timeout=2)
+            return
+        except AssertionError:
+            continue
+    settle(srv, timeout=1)

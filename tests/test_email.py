@@ -14,18 +14,11 @@ from sqlalchemy import func, select
 
 from bot.testing.config import PUBLIC_URL, base_config
 from db.models import Conversation, Customer, Message, Order
-from tests.email_helpers import ADDRESS, SmtpServer, email_settings, own_app, put_email_order
+from tests.email_helpers import ADDRESS, SmtpServer, email_settings, own_app, put_email_order, smtp  # noqa: F401
 from tests.notify_helpers import bodies, eta, notifications, post_event
 
 WEBHOOK_SECRET = "test-email-webhook-secret"
 BOTH = {"out_for_delivery": ["email", "chat"], "delayed": ["email", "chat"], "delivered": ["email", "chat"]}
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

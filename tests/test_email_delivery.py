@@ -21,9 +21,10 @@ from tests.email_helpers import (
     own_app,
     password_checker,
     put_email_order,
+    smtp,  # noqa: F401  (a fixture)
 )
 from tests.notify_helpers import bodies, eta, post_event
-from tests.outbox_helpers import make_due, settle
+from tests.outbox_helpers import settle_retrying
 
 BOTH = {"out_for_delivery": ["email", "chat"]}
 
@@ -31,13 +32,6 @@ BOTH = {"out_for_delivery": ["email", "chat"]}
 def email_app(database_url, providers, port, secrets=None, **email):
     return own_app(base_config(database_url, providers.url, channels={"email": email_settings(port, **email)},
                                notifications={"channels": BOTH}, secrets=secrets or {}))
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 def email_row(srv) -> OutboxItem:
@@ -51,19 +45,6 @@ def outcomes(srv, row_id: int) -> list[str]:
     with srv.db.session() as session:
         return list(session.scalars(select(OutboxAttempt.outcome).where(OutboxAttempt.outbox_id == row_id)
                                     .order_by(OutboxAttempt.id)))
-
-
-def settle_retrying(srv, timeout: float = 60.0) -> None:
-    """Sweep until every row is sent or failed, making backed-off retries due at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        make_due(srv)
-        try:
-            settle(srv, timeout=2)
-            return
-        except AssertionError:
-            continue
-    settle(srv, timeout=1)
 
 
 @pytest.mark.parametrize("refusal", ["data", "rcpt"])

@@ -40,6 +40,9 @@ def _samples(now: datetime) -> dict[str, object]:
         "codes": "\n".join(f"#{c} (LM-1000{i}, 350 5th Ave)" for i, c in enumerate(("4821", "5310", "7702"), 1)),
         "size": "10", "types": "JPEG, PNG, GIF, WEBP, PDF",  # bot/media: a file not kept
         "brand": "Acme Shoes",  # a brand's name in front of a message (bot/domain/brands.py)
+        # A seller's email (bot/domain/sellers.py): when it happened, in the customer's zone; a rating's comment.
+        "time": f"{i18n.format_date(start)} {i18n.format_time(start)} ({i18n.current_timezone().key})",
+        "comment": "the box was crushed and the driver left it in the rain",
     }
 
 

@@ -87,6 +87,15 @@ def queue_message(session: Session, conversation: Conversation, message: Message
         )
 
 
+def enqueue_to_address(session: Session, channel: str, address: str, reply: Reply, *, lane: str) -> OutboxItem:
+    """A message to an address that is no conversation of ours (a brand's seller, by email): an outbox row
+    without a message row, sent and retried like any other."""
+    item = OutboxItem(kind="message", lane=lane, channel=channel, to_address=address,
+                      payload={**reply.to_dict(), "request_id": logs.current_request_id()})
+    session.add(item)
+    return item
+
+
 def enqueue_webhook(
     session: Session, url: str, body: str, headers: dict[str, str], *, lane: str | None = None
 ) -> OutboxItem:

@@ -1,6 +1,6 @@
 """Standard Webhooks signatures (https://www.standardwebhooks.com), made when a delivery is SENT by the outbox
-dispatcher, not when it is queued, and the endpoint's failure count after each attempt (bot/webhook_endpoints.py
-has the endpoints and the fan-out)."""
+dispatcher, not when it is queued (with an endpoint's secret, a configured one, or a brand seller's), and the
+endpoint's failure count after each attempt (bot/webhook_endpoints.py has the endpoints and the fan-out)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from db.models import WebhookEndpoint, utcnow
+from db.models import Brand, WebhookEndpoint, utcnow
 from db.session import Database
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ def _keys(db: Database, config: dict[str, Any], signing: dict[str, Any]) -> list
     if "config" in signing:
         secret = str((config.get("secrets") or {}).get(CONFIG_SECRETS[signing["config"]]) or "")
         return [secret_key(secret)] if secret else []
+    if "brand_id" in signing:  # a brand's seller (bot/domain/sellers.py): the secret of its settings now
+        return _seller_keys(db, int(signing["brand_id"]))
     with db.read_session() as session:
         endpoint = session.get(WebhookEndpoint, signing["endpoint_id"])
         if endpoint is None or not endpoint.enabled:
@@ -87,6 +89,16 @@ def _keys(db: Database, config: dict[str, Any], signing: dict[str, Any]) -> list
         if endpoint.previous_secret and endpoint.previous_expires_at and endpoint.previous_expires_at > utcnow():
             keys.append(secret_key(endpoint.previous_secret))
         return keys
+
+
+def _seller_keys(db: Database, brand_id: int) -> list[bytes]:
+    with db.read_session() as session:
+        brand = session.get(Brand, brand_id)
+        seller = ((brand.settings or {}).get("seller") or {}) if brand is not None else {}
+    secret = str(seller.get("webhook_secret") or "")
+    if not secret or not seller.get("webhook_url"):
+        raise UnsignedDelivery("the brand's seller webhook was removed")
+    return [secret_key(secret)]
 
 
 def _secret_env(signing: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ read, its senders per channel and its tracking-page theme (docs/api.md#brands)."
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager
 
 from bot.core.i18n import gettext as _
+from bot.delivery.webhook_signing import SECRET_PREFIX, new_secret
 from db.models import DEFAULT_BRAND, Brand, Order, default_brand_id
 
 COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -44,8 +46,10 @@ def find_brand_order(session: Session, ref: str, *, brand_ref: str | None, brand
     return session.scalar(statement)
 
 
-def upsert_brand(session: Session, ref: str, data: dict[str, Any]) -> tuple[Brand, bool]:
-    """Create or replace brand `ref` from a validated body (PUT: fields not given are cleared)."""
+def upsert_brand(session: Session, ref: str, data: dict[str, Any]) -> tuple[Brand, bool, str | None]:
+    """Create or replace brand `ref` from a validated body (PUT: fields not given are cleared, except the seller's
+    webhook secret, kept while there is a webhook URL). Also returns the seller's webhook secret when one was
+    generated now (shown once)."""
     brand = brand_by_ref(session, ref)
     created = brand is None
     if brand is None:
@@ -56,9 +60,48 @@ def upsert_brand(session: Session, ref: str, data: dict[str, Any]) -> tuple[Bran
     brand.support = _compact(data.get("support"))
     brand.senders = {channel: _compact(value) for channel, value in (data.get("senders") or {}).items() if value}
     brand.theme = _compact(data.get("theme"))
-    brand.settings = {"seller": _compact(data["seller"])} if data.get("seller") else {}
+    seller, generated = _seller_settings(((brand.settings or {}).get("seller") or {}), data.get("seller"))
+    brand.settings = {"seller": seller} if seller else {}
     session.flush()
-    return brand, created
+    return brand, created, generated
+
+
+def _seller_settings(previous: dict[str, Any], given: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """The seller's settings to store, and the webhook secret made now: a webhook URL without a secret keeps the
+    one stored before, else gets a new one; without a webhook URL no secret is kept."""
+    seller = _compact(given)
+    generated = None
+    if not seller.get("webhook_url"):
+        seller.pop("webhook_secret", None)
+    elif not seller.get("webhook_secret"):
+        seller["webhook_secret"] = previous.get("webhook_secret") or new_secret()
+        generated = None if previous.get("webhook_secret") else seller["webhook_secret"]
+    return seller, generated
+
+
+def seller_problems(seller: dict[str, Any] | None) -> list[dict[str, str]]:
+    """What the schema cannot say about a validated `seller` object: somewhere to send to, a secret only with
+    a webhook URL, a secret whose key decodes (base64 after `whsec_`, 24 bytes at least)."""
+    if not seller:
+        return []
+    problems = []
+    if not seller.get("email") and not seller.get("webhook_url"):
+        problems.append({"field": "seller", "message": "needs an email or a webhook_url to tell the seller"})
+    url = seller.get("webhook_url")
+    if url and not _hostname(url):
+        problems.append({"field": "seller.webhook_url", "message": "must be an absolute http(s) URL with a host"})
+    secret = seller.get("webhook_secret")
+    if secret and not url:
+        problems.append({"field": "seller.webhook_secret", "message": "is only used with a webhook_url"})
+    if secret:
+        try:
+            key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        except ValueError:
+            key = b""
+        if not secret.startswith(SECRET_PREFIX) or len(key) < 24:
+            problems.append({"field": "seller.webhook_secret",
+                             "message": "must be whsec_ and the base64 of at least 24 random bytes"})
+    return problems
 
 
 def _compact(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -74,10 +117,27 @@ def brand_json(brand: Brand) -> dict[str, Any]:
         "support": brand.support or {},
         "senders": brand.senders or {},
         "theme": brand.theme or {},
-        "seller": (brand.settings or {}).get("seller"),
+        "seller": _seller_json((brand.settings or {}).get("seller")),
         "created_at": brand.created_at.isoformat() if brand.created_at else None,
         "updated_at": brand.updated_at.isoformat() if brand.updated_at else None,
     }
+
+
+def _hostname(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _seller_json(seller: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The seller's settings as answered: the webhook secret masked (the answer that made it shows it once)."""
+    if not seller:
+        return None
+    secret = seller.get("webhook_secret")
+    return {**seller, "webhook_secret": f"{SECRET_PREFIX}…{secret[-4:]}"} if secret else dict(seller)
 
 
 # --- what customers read -------------------------------------------------------------------------

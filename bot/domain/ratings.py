@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Reply
 from bot.delivery.scheduler import cancel, job_now
-from bot.domain import handoffs, webhook_endpoints
+from bot.domain import handoffs, sellers, webhook_endpoints
 from bot.domain.conversation_state import forget, state_of
 from bot.domain.conversations import conversation_with
 from db.models import Conversation, Handoff, Order, Rating, utcnow
@@ -36,6 +36,7 @@ def record_rating(session: Session, order: Order, score: int, *, comment: str | 
                   conversation: Conversation | None = None, now: datetime | None = None) -> Rating:
     """One rating per order: a new one replaces the previous score (and its comment, if given)."""
     rating = session.scalar(select(Rating).where(Rating.order_id == order.id))
+    previous_score, previous_comment = (rating.score, rating.comment) if rating is not None else (None, None)
     if rating is None:
         rating = Rating(order_id=order.id, score=score, created_at=now or utcnow())
         session.add(rating)
@@ -49,6 +50,8 @@ def record_rating(session: Session, order: Order, score: int, *, comment: str | 
     webhook_endpoints.emit(session, "rating.recorded", {"order_ref": order.ref, "score": rating.score,
                                                         "comment": rating.comment, "driver_ref": order.driver.ref
                                                         if order.driver else None})
+    sellers.on_rating(session, order, rating, previous_score=previous_score,
+                      comment_added=bool(rating.comment) and rating.comment != previous_comment)
     logger.info("order %s rated %s", order.id, score)
     return rating
 

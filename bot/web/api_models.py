@@ -179,7 +179,10 @@ class BrandTheme(Model):
 class BrandSeller(Model):
     email: str | None = None
     webhook_url: str | None = None
+    webhook_secret: str | None = Field(default=None, description="Masked (whsec_…abcd); in full only in the answer "
+                                       "that made it")
     events: list[str] | None = None
+    low_rating_at_most: int | None = None
 
 
 class Brand(Model):
@@ -190,7 +193,8 @@ class Brand(Model):
     support: BrandSupport
     senders: BrandSenders
     theme: BrandTheme
-    seller: BrandSeller | None = Field(description="Stored for the seller notifications to come")
+    seller: BrandSeller | None = Field(description="Who is told of failed attempts, delivery exceptions and low "
+                                       "ratings (docs/notifications.md#sellers)")
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -379,6 +383,46 @@ class RatingPayload(Model):
     score: int
     comment: str | None
     driver_ref: str | None
+
+
+class SellerOrder(Model):
+    ref: str
+    tracking_number: str | None
+    status: str
+    tracking_url: str
+
+
+class SellerEvent(Model):
+    id: int
+    type: str = Field(examples=["failed_attempt"])
+    occurred_at: datetime
+    source: str
+    reason: str | None = Field(description="The carrier's or driver's reason, as given")
+
+
+class SellerChoice(Model):
+    option: str = Field(description="reschedule, address, neighbour or pickup_point")
+    address: str | None = Field(default=None, description="option address: the new address")
+    delivery_window: dict[str, Any] | None = Field(default=None, description="option reschedule: {start, end}")
+
+
+class SellerRating(Model):
+    score: int
+    comment: str | None
+    comment_only: bool = Field(description="True: the comment came after the score, which was told already")
+
+
+class SellerPayload(Model):
+    """`seller.*` data, POSTed to a brand's `seller.webhook_url` as {type, timestamp, data}, signed with the
+    brand's `seller.webhook_secret`; no customer contact details."""
+
+    idempotency_key: str = Field(description="Also the Idempotency-Key header: one per thing told")
+    brand: str
+    order: SellerOrder
+    event: SellerEvent | None = Field(default=None, description="seller.failed_attempt, seller.delivery_exception, "
+                                      "seller.customer_choice (the choice as an order event)")
+    choice: SellerChoice | None = Field(default=None, description="seller.customer_choice")
+    rating: SellerRating | None = Field(default=None, description="seller.low_rating")
 
 
 class WebhookMessage(Model):

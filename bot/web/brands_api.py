@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot.core.i18n import SUPPORTED_LOCALES
 from bot.core.services import services
 from bot.domain import brands as brand_rules
+from bot.domain import sellers
 from bot.web.api import ORDER_SCOPES, PREFIX, error, invalid_ref, json_body
 from bot.web.api_keys import require_api_key
 from bot.web.apispec import F, operation
@@ -23,7 +24,7 @@ MESSAGING_SERVICE = r"^MG[0-9a-fA-F]{32}$"
 CONTENT_SID = r"^HX[0-9a-fA-F]{32}$"
 TEMPLATE_KINDS = ("out_for_delivery", "eta_updated", "delayed", "arriving", "delivered", "failed_attempt",
                   "rating_prompt")
-SELLER_EVENTS = ("failed_attempt", "delivery_exception", "low_rating")
+SECRET = r"^whsec_[A-Za-z0-9+/]+={0,2}$"
 NAME = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"  # printable, not blank
 
 _TEMPLATE = F("object", description="A Content SID for every language (`default`) or per language", fields={
@@ -52,9 +53,22 @@ BRAND = F("object", required=True, fields={
     "theme": F("object", description="The tracking page's look", fields={
         "logo_url": F("url", max_length=2000, example="https://cdn.acme.example/logo.png"),
         "primary_color": F("color", example="#0b5fff"), "accent_color": F("color", example="#ffb000")}),
-    "seller": F("object", description="The seller's notification settings (stored now, used by a later release)",
-                fields={"email": F("email", max_length=320), "webhook_url": F("url", max_length=2000),
-                        "events": F("array", items=F("string", enum=SELLER_EVENTS))}),
+    "seller": F("object", description="Who is told of this brand's failed attempts, delivery exceptions and low "
+                "ratings, and of what the customer chose after a failed attempt (an email and/or a signed webhook; "
+                "docs/notifications.md#sellers). At least one of `email` and `webhook_url`",
+                fields={"email": F("email", max_length=320, description="Gets the emails, in the brand's language"),
+                        "webhook_url": F("string", max_length=2000, pattern=r"^https?://\S+$",
+                                         description="Gets the `seller.*` webhooks (http or https, as "
+                                         "webhook endpoints)"),
+                        "webhook_secret": F("string", max_length=200, pattern=SECRET,
+                                            description="Write-only: signs the webhooks (Standard Webhooks). Left "
+                                            "out: the stored one is kept, or one is made and shown once in this "
+                                            "answer; answers show it masked"),
+                        "events": F("array", items=F("string", enum=sellers.KINDS),
+                                    description="Which kinds are sent; none given: all"),
+                        "low_rating_at_most": F("integer", minimum=1, maximum=5,
+                                                description=f"A rating at or below this is low (default "
+                                                f"{sellers.DEFAULT_LOW_RATING})")}),
 })
 
 
@@ -74,9 +88,14 @@ def put_brand(ref: str):
         return ref_problem
     if data is None:  # json_body gives no data only with its problem answer
         return problem
+    seller_problems = brand_rules.seller_problems(data.get("seller"))
+    if seller_problems:
+        return error(422, "the seller settings are invalid", seller_problems, code="validation_failed")
     with services().db.session() as session:
-        brand, created = brand_rules.upsert_brand(session, ref, data)
+        brand, created, secret = brand_rules.upsert_brand(session, ref, data)
         body = brand_rules.brand_json(brand)
+    if secret:  # made now: shown this once
+        body["seller"]["webhook_secret"] = secret
     logger.info("brand %s %s", ref, "created" if created else "replaced")
     return jsonify({"brand": body, "created": created}), 201 if created else 200
 

@@ -92,6 +92,13 @@ WEBHOOKS: dict[str, tuple[str, type[BaseModel]]] = {
     "conversation.opted_in": ("A person replied START again", m.ConversationPayload),
     "message.failed": ("A message to a person failed for good: refused, or reported undelivered by the provider",
                        m.MessageFailedPayload),
+    # To a brand's seller.webhook_url (PUT /api/v1/brands/{ref}), signed with its seller.webhook_secret.
+    "seller.failed_attempt": ("To a brand's seller: a delivery attempt failed, with the reason", m.SellerPayload),
+    "seller.customer_choice": ("To a brand's seller: after a failed attempt the customer chose another day, "
+                               "address, a neighbour or a pickup point", m.SellerPayload),
+    "seller.delivery_exception": ("To a brand's seller: the order was cancelled", m.SellerPayload),
+    "seller.low_rating": ("To a brand's seller: a rating at or below seller.low_rating_at_most, or the comment "
+                          "that followed it", m.SellerPayload),
 }
 SIGNATURE_HEADERS = {
     "webhook-id": "msg_…, the same on every retry of one message",
