@@ -106,7 +106,7 @@ class EmailChannel(Channel):
     def _connect(self) -> smtplib.SMTP:
         host, port = str(self.settings["host"]), int(self.settings.get("port") or 0)
         security = str(self.settings.get("security") or "starttls")
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=str(self.settings.get("ca_file") or "") or None)
         if security == "ssl":
             return smtplib.SMTP_SSL(host, port or 465, timeout=self.timeout, context=context)
         smtp = smtplib.SMTP(host, port or 587, timeout=self.timeout)
@@ -132,6 +132,9 @@ class EmailChannel(Channel):
             raise _reply_error(exc.smtp_code, exc.smtp_error, phase) from None
         except smtplib.SMTPNotSupportedError:
             raise SendError("the SMTP server does not offer STARTTLS or AUTH as configured") from None
+        except ssl.SSLCertVerificationError as exc:  # nothing was sent: safe to try again once it is trusted
+            raise SendError(f"the SMTP server's certificate is not trusted ({exc.verify_message}); "
+                            "LASTMILE_SMTP_CA_FILE names the certificates to trust") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failures
             phase = "data" if isinstance(exc, DataLost) else phase
             raise SendError(f"SMTP {exc.__class__.__name__} during {phase}", ambiguous=phase == "data") from None

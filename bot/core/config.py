@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LASTMILE_SMTP_HOST": "channels.email.host",
     "LASTMILE_SMTP_PORT": "channels.email.port",
     "LASTMILE_SMTP_SECURITY": "channels.email.security",
+    "LASTMILE_SMTP_CA_FILE": "channels.email.ca_file",
     "LASTMILE_EMAIL_FROM": "channels.email.from_address",
     "LASTMILE_EMAIL_REPLY_TO": "channels.email.reply_to",
     "LASTMILE_EMAIL_UNSUBSCRIBE_MAILTO": "channels.email.unsubscribe_mailto",
@@ -351,6 +353,13 @@ def _validate_notification_channels(config: dict[str, Any]) -> None:
                               "from_address (LASTMILE_SMTP_HOST, LASTMILE_EMAIL_FROM) are not both set")
     if not 0 < get(config, "channels.email.timeout") <= 300:
         raise ConfigError("channels.email.timeout: seconds from more than 0 to 300")
+    ca_file = str(email.get("ca_file") or "")
+    if ca_file:
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"channels.email.ca_file: {ca_file} is not a readable PEM file of certificates "
+                              f"(LASTMILE_SMTP_CA_FILE): {exc.__class__.__name__}") from None
 
 
 def get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
