@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import certifi
 import pytest
 
 from bot.core.config import ConfigError, load_config
@@ -164,6 +165,7 @@ DOCUMENTED = {
     "LASTMILE_SMTP_HOST": ("smtp.example", ("channels", "email", "host"), "smtp.example"),
     "LASTMILE_SMTP_PORT": ("465", ("channels", "email", "port"), 465),
     "LASTMILE_SMTP_SECURITY": ("ssl", ("channels", "email", "security"), "ssl"),
+    "LASTMILE_SMTP_CA_FILE": (certifi.where(), ("channels", "email", "ca_file"), certifi.where()),  # a real PEM
     "LASTMILE_SMTP_USER": ("apikey", ("secrets", "smtp_user"), "apikey"),
     "LASTMILE_SMTP_PASSWORD": ("off", ("secrets", "smtp_password"), "off"),
     "LASTMILE_EMAIL_FROM": ("d@carrier.example", ("channels", "email", "from_address"), "d@carrier.example"),
