@@ -107,7 +107,7 @@ def messages_revert():
     with services().db.session() as session:
         brand, key, locale = _choice(session, request.form)
         result = texts.revert(session, brand, key, locale, int(version), f"agent {g.agent_username}") \
-            if brand is not None and is_whole_number(version) else None
+            if brand is not None and is_whole_number(version, 9) else None
         if result is None:
             return _page(session, brand, key, locale, problems=[{"field": "version", "message": "no such version"}],
                          status=404)
