@@ -251,10 +251,10 @@ def brand_messages_json(session: Session, brand: Brand) -> list[dict[str, Any]]:
     for key, message in MESSAGES.items():
         texts = {}
         for locale in i18n.SUPPORTED_LOCALES:
-            row = latest.get((key, locale))
-            texts[locale] = {"default": default_text(key, locale), "override": row.text if row else None,
-                             "version": row.version if row else None, "author": row.author if row else None,
-                             "updated_at": _iso(row.created_at) if row else None}
+            found = latest.get((key, locale))
+            texts[locale] = {"default": default_text(key, locale), "override": found.text if found else None,
+                             "version": found.version if found else None, "author": found.author if found else None,
+                             "updated_at": _iso(found.created_at) if found else None}
         out.append({"key": key, "title": message.title, "placeholders": list(message.placeholders),
                     "required": list(message.required), "texts": texts})
     return out

@@ -95,7 +95,7 @@ def messages_save():
         if changed:
             audit.record_agent(session, "message_text.saved", target=f"brand {brand.ref} {key}/{locale}",
                                version=row.version if row else None, default=draft is None)
-    notice = ("Saved as version %d." % row.version if changed and row else "Nothing changed.")
+    notice = f"Saved as version {row.version}." if changed and row else "Nothing changed."
     return redirect(url_for("console.messages_page", brand=brand.ref, key=key, locale=locale, notice=notice))
 
 
