@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from bot.core.audit import recent
 from db.models import MessageOverride
+from tests.brand_helpers import shops  # noqa: F401  (a fixture)
 from tests.console_helpers import agents, csrf_of, sign_in  # noqa: F401  (agents is a fixture)
-from tests.test_brands import shops  # noqa: F401  (a fixture)
 
 PAGE = "/console/messages?brand=acme&key=out_for_delivery&locale=es"
 FORM = {"brand": "acme", "key": "out_for_delivery", "locale": "es"}

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from bot.core.i18n import SUPPORTED_LOCALES
 from bot.domain import message_texts
 from db.models import MessageOverride
+from tests.brand_helpers import shops  # noqa: F401  (a fixture: brands acme and bolt, a key for each)
 from tests.notify_helpers import bodies, eta, post_event, put_order
-from tests.test_brands import shops  # noqa: F401  (a fixture: brands acme and bolt, a key for each)
 
 ONE = "/api/v1/brands/acme/messages/out_for_delivery/es"
 WORDING = "¡{order} ya va en camino! Llega {window}. Síguelo: {link}"

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import save_screenshot
-from tests.browser.test_console import sign_in
-from tests.browser.test_tracking_page import axe_violations
+from tests.brand_helpers import shops  # noqa: F401  (a fixture: brands acme and bolt, a key for each)
+from tests.browser.conftest import axe_violations, save_screenshot, sign_in
 from tests.console_helpers import agents  # noqa: F401  (a fixture: sam, jo, maria the supervisor)
 from tests.notify_helpers import eta, post_event, put_order
-from tests.test_brands import shops  # noqa: F401  (a fixture: brands acme and bolt, a key for each)
 
 WORDING = "¡Hola! {order} ya va en camino. Llega {window}. Síguelo: {link}"
 
