@@ -22,11 +22,11 @@ from db.models import Brand
 logger = logging.getLogger(__name__)
 bp = Blueprint("message_texts_api", __name__, url_prefix=PREFIX)
 
-TEXT = F("string", max_length=texts.MAX_LENGTH, example="¡{order} va en camino! Llega {window}. Síguelo: {link}",
-         description="The wording, with placeholders such as {order}, {window}, {link} (`{{` and `}}` for braces)")
-WORDING = F("object", required=True, fields={"text": F("string", required=True, max_length=texts.MAX_LENGTH,
-                                                       example=TEXT.example, description=TEXT.description)})
-PREVIEW = F("object", required=True, fields={"text": F("string", max_length=texts.MAX_LENGTH, example=TEXT.example,
+EXAMPLE = "¡{order} va en camino! Llega {window}. Síguelo: {link}"
+WORDING = F("object", required=True, fields={"text": F(
+    "string", required=True, max_length=texts.MAX_LENGTH, example=EXAMPLE,
+    description="The wording, with placeholders such as {order}, {window}, {link} (`{{` and `}}` for braces)")})
+PREVIEW = F("object", required=True, fields={"text": F("string", max_length=texts.MAX_LENGTH, example=EXAMPLE,
                                                        description="The wording to preview; none: the current one")})
 _NOT_FOUND = "Unknown brand (or another brand's, for a brand key), message key or language"
 _ONE = "/brands/<ref>/messages/<key>/<locale>"
@@ -55,6 +55,21 @@ def _addressed(session: Session, ref: str, key: str | None = None, locale: str |
     if locale is not None and locale not in SUPPORTED_LOCALES:
         return None, error(404, f"no language {locale!r}; the languages are {', '.join(SUPPORTED_LOCALES)}")
     return brand, None
+
+
+def _addressed_body(session: Session, spec: F, ref: str, key: str, locale: str):
+    """(brand, body, None) or (…, a problem answer): what the path names first (404, 422), then the body."""
+    data, body_problem = json_body(spec)
+    brand, problem = _addressed(session, ref, key, locale)
+    if brand is None:
+        return None, None, problem
+    return brand, data, body_problem
+
+
+def _refused(key: str, text: str):
+    """A 422 naming each problem of `text` as the wording of `key` (placeholders, braces, length), or None."""
+    wrong = texts.check(key, text)
+    return error(422, "; ".join(p["message"] for p in wrong), wrong) if wrong else None
 
 
 def _author() -> str:
@@ -86,16 +101,13 @@ def list_brand_messages(ref: str):
                       422: "Unknown or missing placeholders, bad braces, blank or too long"})
 @require_api_key(scopes=ORDER_SCOPES)
 def put_brand_message(ref: str, key: str, locale: str):
-    data, problem = json_body(WORDING)
     with services().db.session() as session:
-        brand, path_problem = _addressed(session, ref, key, locale)
-        if brand is None:
-            return path_problem
-        if data is None:  # json_body gives no data only with its problem answer
+        brand, data, problem = _addressed_body(session, WORDING, ref, key, locale)
+        if brand is None or data is None:
             return problem
-        wrong = texts.check(key, data["text"])
-        if wrong:
-            return error(422, "; ".join(p["message"] for p in wrong), wrong)
+        refused = _refused(key, data["text"])
+        if refused is not None:
+            return refused
         _row, changed = texts.save(session, brand, key, locale, data["text"], _author())
         return jsonify(_saved(session, brand, key, locale, changed))
 
@@ -135,17 +147,14 @@ def list_brand_message_versions(ref: str, key: str, locale: str):
 @require_api_key(scopes=ORDER_SCOPES)
 @idempotent
 def preview_brand_message(ref: str, key: str, locale: str):
-    data, problem = json_body(PREVIEW)
     with services().db.session() as session:
-        brand, path_problem = _addressed(session, ref, key, locale)
-        if brand is None:
-            return path_problem
-        if data is None:
+        brand, data, problem = _addressed_body(session, PREVIEW, ref, key, locale)
+        if brand is None or data is None:
             return problem
         text = data.get("text")
         if text is None:
             text = texts.message_json(session, brand, key, locale)["text"]
-        wrong = texts.check(key, text)
-        if wrong:
-            return error(422, "; ".join(p["message"] for p in wrong), wrong)
+        refused = _refused(key, text)
+        if refused is not None:
+            return refused
         return jsonify(texts.preview(brand, key, locale, text))

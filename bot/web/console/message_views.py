@@ -34,6 +34,13 @@ def _choice(session: Session, source: Any) -> tuple[Brand | None, str, str]:
     return brand, key, locale
 
 
+def _draft(session: Session) -> tuple[Brand | None, str, str, str, list[dict[str, str]]]:
+    """The form's brand, message, language and wording, and the wording's problems."""
+    draft = request.form.get("text", "")
+    brand, key, locale = _choice(session, request.form)
+    return brand, key, locale, draft, texts.check(key, draft)
+
+
 def _page(session: Session, brand: Brand | None, key: str, locale: str, *, draft: str | None = None,
           problems: list[dict[str, str]] | None = None, notice: str = "", status: int = 200):
     brands = list(session.scalars(select(Brand).order_by(Brand.ref)))
@@ -60,10 +67,8 @@ def messages_page():
 @login_required(role="supervisor")
 def messages_preview():
     """The form's Preview button: the page again with the draft and its preview (nothing saved)."""
-    draft = request.form.get("text", "")
     with services().db.session() as session:
-        brand, key, locale = _choice(session, request.form)
-        problems = texts.check(key, draft)
+        brand, key, locale, draft, problems = _draft(session)
         return _page(session, brand, key, locale, draft=draft, problems=problems, status=422 if problems else 200)
 
 
@@ -71,10 +76,8 @@ def messages_preview():
 @login_required(role="supervisor")
 def messages_preview_json():
     """The live preview while typing: the preview fragment's HTML, or the problems."""
-    draft = request.form.get("text", "")
     with services().db.session() as session:
-        brand, key, locale = _choice(session, request.form)
-        problems = texts.check(key, draft)
+        brand, key, locale, draft, problems = _draft(session)
         preview = texts.preview(brand, key, locale, draft) if brand is not None and not problems else None
     html = render_template("console/_message_preview.html", preview=preview, problems=problems)
     return jsonify({"ok": not problems, "html": html, "preview": preview, "problems": problems})
