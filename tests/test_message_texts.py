@@ -4,6 +4,8 @@ their brand, and the next notification using the wording for that brand and lang
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -11,7 +13,7 @@ from bot.core.i18n import SUPPORTED_LOCALES
 from bot.domain import message_texts
 from db.models import MessageOverride
 from tests.brand_helpers import shops  # noqa: F401  (a fixture: brands acme and bolt, a key for each)
-from tests.notify_helpers import bodies, eta, post_event, put_order
+from tests.notify_helpers import bodies, eta, post_event, put_order, run_jobs
 
 ONE = "/api/v1/brands/acme/messages/out_for_delivery/es"
 WORDING = "¡{order} ya va en camino! Llega {window}. Síguelo: {link}"
@@ -220,3 +222,16 @@ def test_a_value_is_never_read_as_a_placeholder(client, auth, shops, providers, 
     body = bodies(providers)[-1]
     assert body.startswith("Acme Shoes: 1001 no se pudo entregar ({link} {order}).")
     assert "1. " in body  # the options are kept
+
+
+def test_the_rating_request_uses_the_wording_and_keeps_its_stars(client, auth, shops, providers, srv, app):
+    path = "/api/v1/brands/acme/messages/rating_prompt/en"
+    assert put_text(client, auth, "How did we do with {order}? Reply 1 to 5.", path).status_code == 200
+    put_order(client, shops["acme"], "1001", phone=None, telegram=4242)
+    post_event(client, shops["acme"], "1001", "delivered")
+    run_jobs(app, 31)  # the rating prompt, 30 minutes after delivery
+    srv.dispatcher.drain()
+    [prompt] = providers.telegram_calls("sendMessage")[-1:]
+    assert prompt.value("text") == "Acme Shoes: How did we do with 1001? Reply 1 to 5."
+    keyboard = json.loads(prompt.value("reply_markup"))["inline_keyboard"]
+    assert len([b for row in keyboard for b in row]) == 5  # the stars stay
