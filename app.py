@@ -244,6 +244,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
         drivers_api,
         email_optout,
         handoff_api,
+        message_texts_api,
         nlu_api,
         openapi,
         orders_api,
@@ -258,6 +259,7 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
     drivers_api.init_app(app)
     orders_api.init_app(app)
     brands_api.init_app(app)
+    message_texts_api.init_app(app)
     webhook_endpoints_api.init_app(app)
     openapi.init_app(app)
     email_optout.init_app(app)

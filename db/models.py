@@ -98,6 +98,24 @@ class Brand(Timestamped, Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seller: notification settings
 
 
+class MessageOverride(Base):
+    """One version of a brand's own wording of a customer message (`key`, in `locale`): `text` with `{order}`-style
+    placeholders, or None for "back to the catalog's default". The newest version of a (brand, key, locale) is the
+    `active` one; older ones stay as the history a supervisor can revert to (bot/domain/message_texts.py)."""
+
+    __tablename__ = "message_overrides"
+    __table_args__ = (UniqueConstraint("brand_id", "key", "locale", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)  # None: the catalog's default again
+    author: Mapped[str] = mapped_column(String(200))  # "agent maria", "api key acme-shop"
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 def default_brand_id(connection: Any) -> int:
     """The default brand's id, creating the row when missing (an emptied database): concurrent callers
     both succeed (INSERT ... ON CONFLICT DO NOTHING, then read)."""

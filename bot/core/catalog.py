@@ -16,6 +16,8 @@ from bot.core import i18n
 
 LOCALES = ("en", "es", "fr", "de", "pt")
 TRACKING_LINK = "https://track.example-carrier.com/t/" + "Xq3vZ8kLmN0pR5sT7uVwY9aB2cD"  # 160-bit token
+SAMPLE_NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # fixed: a preview never depends on the time of day
+SAMPLE_TIMEZONE = "America/New_York"
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Rendered:
     text: str
 
 
-def _samples(now: datetime) -> dict[str, object]:
+def samples(now: datetime) -> dict[str, object]:
+    """Realistic values for every placeholder of the catalogs, in the current locale and time zone."""
     start = now.replace(hour=18, minute=0, second=0, microsecond=0)
     return {
         "ref": "LM-10001", "order": "#4821 (LM-10001)", "window": i18n.format_window(start, start + timedelta(hours=2),
@@ -61,15 +64,14 @@ def msgids() -> list[tuple[str, str | None]]:
     return found
 
 
-def render_all(locale: str, timezone: str = "America/New_York") -> Iterator[Rendered]:
+def render_all(locale: str, timezone: str = SAMPLE_TIMEZONE) -> Iterator[Rendered]:
     """Each catalog message in `locale`, its placeholders filled with realistic values."""
-    now = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
     with i18n.use_locale(locale, timezone):
-        samples = _samples(now)
+        values = samples(SAMPLE_NOW)
         for singular, plural in msgids():
             if plural is None:
                 text = i18n.gettext(singular)
-                text = text % samples if "%(" in text else text
+                text = text % values if "%(" in text else text
             else:
-                text = i18n.ngettext(singular, plural, 2, **{k: v for k, v in samples.items() if k != "num"})
+                text = i18n.ngettext(singular, plural, 2, **{k: v for k, v in values.items() if k != "num"})
             yield Rendered(singular, locale, text)

@@ -23,7 +23,7 @@ from bot.core.i18n import format_duration, format_window, ngettext
 from bot.core.i18n import gettext as _
 from bot.core.messages import Button, Media, Reply
 from bot.delivery.scheduler import job_now, schedule
-from bot.domain import brands, email_messages, email_optouts, reach
+from bot.domain import brands, email_messages, email_optouts, message_texts, reach
 from bot.domain import notify_policies as policy
 from bot.domain import status_sentences as sentences
 from bot.domain.conversation_state import remember
@@ -156,8 +156,9 @@ def _send(session: Session, record: Notification, order: Order, conversation: Co
           now: datetime, config: dict[str, Any]) -> None:
     locale, timezone = recipient_locale(session, conversation, order, order.customer)
     event = session.get(OrderEvent, record.event_id) if record.event_id else None
+    wording = message_texts.override_text(session, order.brand_id, record.kind, i18n.normalize_locale(locale) or "en")
     with i18n.use_locale(locale, timezone):
-        draft = render(record.kind, order, event, conversation, config, now)
+        draft = render(record.kind, order, event, conversation, config, now, wording=wording)
         draft.reply.text = brands.named(order.brand, draft.reply.text)
     reply = draft.reply
     if conversation.channel == email_optouts.CHANNEL:
@@ -240,8 +241,9 @@ def _dt(value: str | None) -> datetime | None:
 
 # --- what the customer reads -----------------------------------------------------------------
 def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conversation,
-           config: dict[str, Any], now: datetime) -> Draft:
-    """The notification in the current locale and time zone (set by the caller)."""
+           config: dict[str, Any], now: datetime, *, wording: str | None = None) -> Draft:
+    """The notification in the current locale and time zone (set by the caller); its text from the brand's
+    `wording` (bot/domain/message_texts.py) when it has one, its buttons and media as always."""
     data = (event.data if event else None) or {}
     ref, url = order.ref, tracking_url(config, order)
     window = format_window(order.eta_start or order.window_start, order.eta_end or order.window_end, now)
@@ -271,14 +273,14 @@ def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conv
             lines[0] += " " + _("Reason: %(reason)s.", reason=reason)
         if chat:
             lines.append(_("What would you like us to do?"))
-            buttons = [Button(_("Another day"), "/reschedule"),
-                       Button(_("Leave it with a neighbour"), '/change_address{"option": "neighbour"}'),
-                       Button(_("A pickup point"), '/change_address{"option": "pickup_point"}')]
+            buttons = message_texts.failed_attempt_buttons()
         detail = reason
     elif kind == "rating_prompt" and chat:
         from bot.domain.ratings import prompt_reply
 
         reply = prompt_reply(order, conversation.channel)
+        if wording:
+            reply.text = message_texts.fill(wording, {"order": ref, "link": url})
         return Draft(reply, {"1": ref, "2": "", "3": url})
     elif kind == "rating_prompt":
         lines = email_messages.rating_question(ref, url)
@@ -286,7 +288,9 @@ def render(kind: str, order: Order, event: OrderEvent | None, conversation: Conv
         raise ValueError(f"no notification template for {kind!r}")
     if kind != "rating_prompt":
         lines.append(_("Track it here: %(url)s", url=url))
-    reply = Reply(text="\n".join(lines), buttons=buttons, media=media, prompt=kind if buttons else None)
+    values = {"order": ref, "window": window, "link": url, "reason": reason, "note": order.proof_note or ""}
+    text = message_texts.fill(wording, values) if wording else "\n".join(lines)
+    reply = Reply(text=text, buttons=buttons, media=media, prompt=kind if buttons else None)
     if not chat:
         reply.subject = email_messages.subject(kind, ref)
     return Draft(reply, {"1": ref, "2": detail, "3": url})

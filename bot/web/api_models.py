@@ -212,6 +212,74 @@ class BrandList(Model):
     brands: list[Brand]
 
 
+class MessageTextInLocale(Model):
+    default: str = Field(description="The catalog's wording, placeholders as {name}")
+    override: str | None = Field(description="The brand's wording; none: the default is used")
+    version: int | None = Field(description="The newest version (one that put the default back, too)")
+    author: str | None = Field(examples=["agent maria"])
+    updated_at: datetime | None
+
+
+class EditableMessage(Model):
+    key: str = Field(examples=["out_for_delivery"])
+    title: str = Field(examples=["Out for delivery"])
+    placeholders: list[str] = Field(examples=[["order", "window", "link"]], description="Those it may use")
+    required: list[str] = Field(examples=[["order"]], description="Those it must use")
+    texts: dict[str, MessageTextInLocale] = Field(description="By language: en, es, fr, de, pt")
+
+
+class BrandMessages(Model):
+    brand: str
+    locales: list[str]
+    messages: list[EditableMessage]
+
+
+class MessageText(Model):
+    key: str
+    locale: str
+    title: str
+    placeholders: list[str]
+    required: list[str]
+    default: str
+    override: str | None
+    text: str = Field(description="What customers get: the override, else the default")
+    version: int | None
+    author: str | None
+    updated_at: datetime | None
+
+
+class MessageTextSaved(Model):
+    message: MessageText
+    changed: bool = Field(description="False when the text was already this (nothing new was versioned)")
+
+
+class MessageTextVersion(Model):
+    version: int
+    text: str | None = Field(description="None: this version put the default back")
+    author: str
+    active: bool = Field(description="The wording customers get now")
+    created_at: datetime | None
+
+
+class MessageTextVersions(Model):
+    key: str
+    locale: str
+    default: str
+    versions: list[MessageTextVersion] = Field(description="Newest first")
+
+
+class SmsCost(Model):
+    text: str = Field(description="The text as an SMS carries it (typography folded, options numbered)")
+    encoding: Literal["GSM-7", "UCS-2"]
+    characters: int = Field(description="Septets (GSM-7) or UTF-16 code units (UCS-2)")
+    segments: int
+
+
+class MessagePreview(Model):
+    text: str = Field(description="As the customer reads it about a sample order, the brand's name in front")
+    sms: SmsCost
+
+
 class Driver(Model):
     ref: str
     name: str | None

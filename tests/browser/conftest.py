@@ -15,6 +15,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG2_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 # An external URL prefix -> (content type, body) served instead of the real thing.
 Stubs = dict[str, tuple[str, str]]
@@ -96,3 +98,32 @@ def wait_for_js(page, function: str, predicate: Callable[[object], bool], timeou
         assert time.monotonic() < deadline, f"{function} is still {value!r} after {timeout:.0f} s"
         time.sleep(0.1)
     return value
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is now ("rule: target, ..." per rule). Symbols
+    and single characters are measured too (`ignoreUnicode`, `ignoreLength` off): by default axe leaves
+    them "incomplete", and so would not see the rating stars at 1.62:1. `page.axe_contrast_passes` keeps
+    the HTML of the elements whose contrast passed, to show what was measured."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make axe` (axe-core from the npm registry)")
+    page.evaluate(AXE.read_text())  # through DevTools, so the page's CSP does not stand in the way
+    page.evaluate("""() => {
+        const options = axe._audit.checks['color-contrast'].options;
+        axe.configure({checks: [{id: 'color-contrast',
+                                 options: {...options, ignoreUnicode: false, ignoreLength: true}}]});
+    }""")
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG2_AA)
+    page.axe_contrast_passes = [n["html"] for rule in result["passes"] if rule["id"] == "color-contrast"
+                                for n in rule["nodes"]]
+    return [f"{v['id']}: " + "; ".join(f"{n['target']} {n['failureSummary']}" for n in v["nodes"])
+            for v in result["violations"]]
+
+
+def sign_in(page, base: str, username: str, password: str = "correct horse battery") -> None:
+    """Through the console's login form (the agents of tests/console_helpers.py and demo_support share this password)."""
+    page.goto(f"{base}/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/console/")

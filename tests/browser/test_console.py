@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import save_screenshot, sign_in
 from tests.conftest import post_twilio, twilio_params
 
 PASSWORD = "correct horse battery"
@@ -38,14 +38,6 @@ def staff(app, srv, seeded):
 
     with app.app_context(), srv.db.session() as session:
         seed_agents(session, PASSWORD)
-
-
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/console/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console/")
 
 
 def screenshot(page, name: str, tmp_path: Path) -> Path:

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import save_screenshot, wait_for_js
+from tests.browser.conftest import axe_violations, save_screenshot, wait_for_js
 from tests.notify_helpers import PHOTO, eta, post_event, put_order
 
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-WCAG2_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PARCEL = ('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400"><rect width="640" height="400" '
           'fill="#8d6e63"/><rect x="220" y="120" width="200" height="150" fill="#d7a86e" stroke="#6d4c41" '
           'stroke-width="6"/><path d="M220 170H420" stroke="#6d4c41" stroke-width="6"/></svg>')
@@ -90,26 +88,6 @@ def phone(open_page, tiles):
     """A 390x844 phone; tiles from the local tile server, the carrier's photo stubbed, anything else refused."""
     return open_page(390, 844, {PHOTO: ("image/svg+xml", PARCEL)}, allow=(tiles.url,), device_scale_factor=2,
                      locale="en-US")
-
-
-def axe_violations(page) -> list[str]:
-    """axe-core's WCAG 2 A/AA violations on the page as it is now ("rule: target, ..." per rule). Symbols
-    and single characters are measured too (`ignoreUnicode`, `ignoreLength` off): by default axe leaves
-    them "incomplete", and so would not see the rating stars at 1.62:1. `page.axe_contrast_passes` keeps
-    the HTML of the elements whose contrast passed, to show what was measured."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `make axe` (axe-core from the npm registry)")
-    page.evaluate(AXE.read_text())  # through DevTools, so the page's CSP does not stand in the way
-    page.evaluate("""() => {
-        const options = axe._audit.checks['color-contrast'].options;
-        axe.configure({checks: [{id: 'color-contrast',
-                                 options: {...options, ignoreUnicode: false, ignoreLength: true}}]});
-    }""")
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG2_AA)
-    page.axe_contrast_passes = [n["html"] for rule in result["passes"] if rule["id"] == "color-contrast"
-                                for n in rule["nodes"]]
-    return [f"{v['id']}: " + "; ".join(f"{n['target']} {n['failureSummary']}" for n in v["nodes"])
-            for v in result["violations"]]
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:

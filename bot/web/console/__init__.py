@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SECURE"] = str(settings["app"]["public_base_url"]).startswith("https://") \
         and not app.config.get("TESTING")
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings["support"]["session_hours"])
-    from bot.web.console import account_views, analytics_views, views  # noqa: F401  (routes on bp)
+    from bot.web.console import account_views, analytics_views, message_views, views  # noqa: F401  (routes on bp)
 
     app.register_blueprint(bp)
 

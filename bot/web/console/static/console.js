@@ -59,4 +59,21 @@
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { reply.form.submit(); }
     });
   }
+
+  // Messages page: the preview follows the wording as it is typed (the server renders it, as the Preview button).
+  var wording = document.getElementById("wording-form");
+  if (wording) {
+    var timer = null;
+    var token = document.querySelector("meta[name=csrf-token]").content;
+    wording.elements.text.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        fetch(wording.dataset.previewUrl, { method: "POST", body: new FormData(wording), credentials: "same-origin",
+                                            headers: { "X-CSRF-Token": token, Accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (data) { if (data) { document.getElementById("preview").innerHTML = data.html; } })
+          .catch(function () { /* the Preview button still works */ });
+      }, 250);
+    });
+  }
 })();
