@@ -108,20 +108,25 @@ def test_0007_moves_existing_orders_to_the_default_brand_on_sqlite(tmp_path):
     _upgrade_0006_orders_to_brands(f"sqlite:///{tmp_path / 'brands.db'}")
 
 
-@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
-def test_0007_moves_existing_orders_to_the_default_brand_on_postgresql():
+def in_own_postgresql_schema(name: str, check) -> None:
+    """Run `check(url)` on TEST_DATABASE_URL inside a fresh schema of this worker's, dropped afterwards."""
     base = normalize_url(os.environ["TEST_DATABASE_URL"])
-    schema = f"migrate_brands_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    schema = f"{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     admin = create_engine(base)
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     try:
-        _upgrade_0006_orders_to_brands(base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}")
+        check(base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}")
     finally:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
+def test_0007_moves_existing_orders_to_the_default_brand_on_postgresql():
+    in_own_postgresql_schema("migrate_brands", _upgrade_0006_orders_to_brands)
 
 
 def downgrade_to(database: Database, revision: str) -> None:
@@ -179,15 +184,4 @@ def test_0009_puts_the_chat_in_front_of_sent_telegram_ids_on_sqlite(tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
 def test_0009_puts_the_chat_in_front_of_sent_telegram_ids_on_postgresql():
-    base = normalize_url(os.environ["TEST_DATABASE_URL"])
-    schema = f"migrate_telegram_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        _upgrade_0008_telegram_ids(base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}")
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    in_own_postgresql_schema("migrate_telegram", _upgrade_0008_telegram_ids)
