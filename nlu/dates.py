@@ -33,12 +33,12 @@ _WEEKDAYS = [
     r"sunday|domingo|dimanche|sonntag",
 ]
 _MONTHS = [
-    r"january|jan|enero|janvier|januar|janeiro", r"february|feb|febrero|fevrier|februar|fevereiro",
-    r"march|mar|marzo|mars|marz|maerz|marco", r"april|apr|abril|avril",
-    r"may|mayo|mai|maio", r"june|jun|junio|juin|juni|junho", r"july|jul|julio|juillet|juli|julho",
-    r"august|aug|agosto|aout", r"september|sept|sep|septiembre|setiembre|septembre|setembro",
-    r"october|oct|octubre|octobre|oktober|outubro", r"november|nov|noviembre|novembre|novembro",
-    r"december|dec|diciembre|decembre|dezember|dezembro",
+    r"january|jan|enero|ene|janvier|janv|januar|janeiro", r"february|feb|febr|febrero|fevrier|fevr|fev|februar|fevereiro",
+    r"march|mar|marzo|mars|marz|maerz|mrz|marco", r"april|apr|abril|abr|avril|avr",
+    r"may|mayo|mai|maio", r"june|jun|junio|juin|juni|junho", r"july|jul|julio|juillet|juil|juli|julho",
+    r"august|aug|agosto|ago|aout", r"september|sept|sep|septiembre|setiembre|septembre|setembro",
+    r"october|oct|octubre|octobre|oktober|okt|outubro", r"november|nov|noviembre|novembre|novembro",
+    r"december|dec|diciembre|dic|decembre|dezember|dez|dezembro",
 ]
 _NEXT = r"next|this|on|el|este|el proximo|proximo|le|ce|prochain|am|nachsten|kommenden|diesen|na|no|proxima|nesta|neste|esta"
 
@@ -49,9 +49,22 @@ _WEEKDAY_RE = re.compile(
     _B + rf"(?:(?P<next>{_NEXT})\s+)?(?:" + "|".join(f"(?P<wd{i}>{p})" for i, p in enumerate(_WEEKDAYS))
     + r")(?:\s+(?P<after>que viene|prochain|qui vient|next week))?" + _E)
 _MONTH_ALT = "|".join(f"(?P<mo{i}>{p})" for i, p in enumerate(_MONTHS))
+# "3rd", "3.", "1er", "1º" (folded to "1o"), "1ª", "1ro"; "first"/"premier"/"primero"/"primeiro"/"ersten" for the 1st
+_ORDINAL = r"(?:st|nd|rd|th|er|ere|eme|e|ro|ero|o|a|\.|º|°)?"
+_FIRST = r"first|premier|primero|primeiro|erste|ersten"
 _DAY_MONTH_RE = re.compile(
-    _B + r"(?P<d>[0-3]?\d)(?:st|nd|rd|th|er|\.|º)?\s*(?:de\s+|of\s+)?(?:" + _MONTH_ALT + r")\.?" + _E)
-_MONTH_DAY_RE = re.compile(_B + "(?:" + _MONTH_ALT + r")\.?\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?" + _E)
+    _B + r"(?:(?P<d>[0-3]?\d)" + _ORDINAL + rf"|(?P<first>{_FIRST}))\s*(?:de\s+|of\s+)?(?:" + _MONTH_ALT + r")\.?" + _E)
+_MONTH_DAY_RE = re.compile(_B + "(?:" + _MONTH_ALT + r")\.?,?\s+(?:the\s+)?(?P<d>[0-3]?\d)(?:st|nd|rd|th)?" + _E)
+# a day of the month alone: "on the 3rd", "el día 5", "no dia 5", "le 12", "am 12." -> the next such day
+_DAY_ONLY_RE = re.compile(
+    _B + r"(?:(?:(?:on|for|by|until|till|from)\s+|(?<=day )|(?<=day, ))the\s+(?P<en>[0-3]?\d)(?:st|nd|rd|th)"
+    r"(?!\s+(?:floor|fl|flat|storey|story|house|door|street|st|avenue|ave|road|rd|building|time|attempt|try|row|stop|gate"
+    r"|step|stair|level|block|apartment|apt|unit)\b)"
+    r"|dia\s+(?P<es>[0-3]?\d)(?:o|º)?"
+    r"|le\s+(?P<fr>[0-3]?\d)(?:er)?(?=\s*(?:$|[,.!?]|(?:a|vers|entre|apres|avant|au|dans|le|svp|stp|s'il|plutot|si|ou)\b))"
+    r"|am\s+(?P<de>[0-3]?\d)\.(?!\d))" + _E)
+# "Wednesday 5th June", "mercredi 12 juin": the weekday names the date that follows, it is not a date of its own
+_WEEKDAY_THEN_DATE_RE = re.compile(r"^[\s,]*(?:the|le|el|den|der|o|a|dia)?\s*$")
 _NUMERIC_RE = re.compile(_B + r"(?:(?P<y>\d{4})-(?P<m1>\d{1,2})-(?P<d1>\d{1,2})|(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<c>\d{2,4}))" + _E)
 
 _SHORT_NUMERIC_RE = re.compile(
@@ -115,6 +128,19 @@ def _safe_date(year: int, month: int, day: int) -> date | None:
         return None
 
 
+def _next_day_of_month(today: date, day: int) -> date | None:
+    """"on the 3rd": this month's 3rd if it is still to come (today included), else the next month that has one."""
+    if not 1 <= day <= 31:
+        return None
+    year, month = today.year, today.month
+    for _ in range(3):
+        d = _safe_date(year, month, day)
+        if d and d >= today:
+            return d
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
 def find_dates(folded: str, today: date, month_first: bool = False) -> list[tuple[int, int, date]]:
     found: list[tuple[int, int, date]] = []
     for m in _RELATIVE_RE.finditer(folded):
@@ -124,13 +150,23 @@ def find_dates(folded: str, today: date, month_first: bool = False) -> list[tupl
         wd = _matched_index(m, "wd")
         ahead = (wd - today.weekday()) % 7 or 7
         found.append((m.start(), m.end(), today + timedelta(days=ahead)))
+    named: list[tuple[int, int, date]] = []
     for regex in (_DAY_MONTH_RE, _MONTH_DAY_RE):
         for m in regex.finditer(folded):
-            d = _safe_date(today.year, _matched_index(m, "mo") + 1, int(m.group("d")))
+            day = 1 if m.groupdict().get("first") else int(m.group("d"))
+            d = _safe_date(today.year, _matched_index(m, "mo") + 1, day)
             if d and d < today - timedelta(days=60):
                 d = _safe_date(today.year + 1, d.month, d.day)
             if d:
-                found.append((m.start(), m.end(), d))
+                named.append((m.start(), m.end(), d))
+    for m in _DAY_ONLY_RE.finditer(folded):
+        day = int(next(v for v in (m.group("en"), m.group("es"), m.group("fr"), m.group("de")) if v))
+        d = _next_day_of_month(today, day)
+        if d:
+            named.append((m.start(), m.end(), d))
+    # "Wednesday 5th June": the weekday belongs to the date after it
+    found = [w for w in found if not any(n[0] >= w[1] and _WEEKDAY_THEN_DATE_RE.match(folded[w[1]:n[0]]) for n in named)]
+    found.extend(named)
     for m in _NUMERIC_RE.finditer(folded):
         if m.group("y"):
             d = _safe_date(int(m.group("y")), int(m.group("m1")), int(m.group("d1")))

@@ -80,6 +80,39 @@ def test_a_new_day_and_time_sets_the_window_in_the_customers_time_zone(client, s
     assert datetime.fromisoformat(callback["event"]["delivery_window"]["start"]) == order.window_start
 
 
+_MONTHS = {
+    "en": "January February March April May June July August September October November December",
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
+    "pt": "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro",
+}
+_ON_A_DAY = {
+    "en": "can you deliver it on the {day}{th} of {month} instead?",
+    "es": "me lo pueden entregar el {day} de {month} mejor?",
+    "fr": "vous pouvez plutôt livrer le {day} {month} ?",
+    "de": "könnt ihr stattdessen am {day}. {month} liefern?",
+    "pt": "podem antes entregar no dia {day} de {month}?",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "es", "fr", "de", "pt"])
+def test_a_day_with_a_month_name_sets_that_day_in_five_languages(client, srv, providers, assigned, language):
+    """'on the 3rd of March', 'el 5 de mayo', 'le 12 juin', 'am 3. März', 'dia 5 de maio': the window is that day."""
+    tz = ZoneInfo("America/New_York")
+    day = (utcnow().astimezone(tz) + timedelta(days=4)).date()
+    th = "th" if day.day in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10, "th")
+    text = _ON_A_DAY[language].format(day=day.day, th=th, month=_MONTHS[language].split()[day.month - 1])
+    sms(client, EVA, text)
+    srv.dispatcher.drain()
+    if [t for t, _ in event_types(srv, assigned)] == ["driver_assigned"]:  # asked "did you mean …?" first
+        sms(client, EVA, "1")
+        srv.dispatcher.drain()
+    order = order_of(srv, assigned)
+    assert order.window_start.astimezone(tz).date() == day, (text, texts_to(providers, EVA))
+    assert ("rescheduled", "customer") in event_types(srv, assigned)
+
+
 # --- bad input: ask again, change nothing ----------------------------------------------------------------
 def test_an_unparseable_date_asks_again_and_changes_nothing(client, srv, providers, assigned):
     before = order_of(srv, assigned)

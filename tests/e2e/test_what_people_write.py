@@ -97,11 +97,12 @@ def opted_out(srv, address: str) -> bool:
         return session.scalar(select(Conversation.opted_out).where(Conversation.address == address))
 
 
-# "I'd rather not get these messages": opt_out at ~0.65 (the backend accepts it, the policy's act
-# bar is 0.80); "could you turn off the alerts": out_of_scope by the backend's veto (out_of_scope
-# ~0.28), opt_out ~0.69 in its ranking. Both in the grey zone of the current model (checked on the
-# ranking; "can I turn off the alerts" was, until the second issue-10 data batch, and "I'd prefer
-# fewer messages from you" until the third, which left it at opt_out 0.35: a clarifying question).
+# "I'd rather not get these messages": opt_out at ~0.64 (the backend accepts it, the policy's act
+# bar is 0.80); "could you mute the alerts": out_of_scope for the backend (opt_out ~0.48 < 0.5, and
+# out_of_scope ~0.37 over the veto), opt_out first in its ranking. Both in the grey zone of the current
+# model (checked on the ranking; "can I turn off the alerts" was, until the second issue-10 data batch,
+# "I'd prefer fewer messages from you" until the third, which left it at opt_out 0.35: a clarifying
+# question, and "could you turn off the alerts" until the fourth, which made it sure: 0.85).
 def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, providers, seeded):
     body = sms(client, srv, providers, BEN, "I'd rather not get these messages")
     assert "Just to check, did you mean: Stop all messages from us?" in body
@@ -113,7 +114,7 @@ def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, pr
 
 def test_a_grey_opt_out_the_backend_refused_is_confirmed_too_and_no_keeps_the_messages(
         client, srv, providers, seeded):
-    body = sms(client, srv, providers, BEN, "could you turn off the alerts")
+    body = sms(client, srv, providers, BEN, "could you mute the alerts")
     assert "Just to check, did you mean: Stop all messages from us?" in body
     assert sms(client, srv, providers, BEN, "no") == "All right. If you need anything else, just write."
     assert opted_out(srv, BEN) is False

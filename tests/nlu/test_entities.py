@@ -153,6 +153,65 @@ def test_date_and_time_together():
     assert _values("um 14 Uhr") == [("time", "2024-05-08T14:00:00+02:00")]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("can you come on the 3rd of March instead", "2025-03-03"),  # before today - 60 days: next year
+    ("the 3rd of June please", "2024-06-03"),
+    ("June 3rd", "2024-06-03"),
+    ("June the 3rd", "2024-06-03"),
+    ("el 5 de mayo", "2024-05-05"),  # three days ago: still this year (a late reply about a past day)
+    ("el 1º de junio", "2024-06-01"),
+    ("el primero de junio", "2024-06-01"),
+    ("para el 12 de jun.", "2024-06-12"),
+    ("le 12 juin", "2024-06-12"),
+    ("le 1er juin", "2024-06-01"),
+    ("le premier juin", "2024-06-01"),
+    ("le 3 fév", "2025-02-03"),
+    ("am 3. März", "2025-03-03"),
+    ("am 3. Maerz", "2025-03-03"),
+    ("am 12. Juni", "2024-06-12"),
+    ("am ersten Juni", "2024-06-01"),
+    ("am 1. Okt", "2024-10-01"),
+    ("dia 5 de maio", "2024-05-05"),
+    ("no dia 12 de junho", "2024-06-12"),
+    ("1º de junho", "2024-06-01"),
+    ("15 de dez", "2024-12-15"),
+])
+def test_month_names_in_five_languages(text, expected):
+    assert _values(text) == [("date", expected)], text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("on the 20th", "2024-05-20"), ("on the 8th", "2024-05-08"), ("on the 3rd", "2024-06-03"),
+    ("on the 31st", "2024-05-31"), ("by the 31st", "2024-05-31"),
+    ("el día 20", "2024-05-20"), ("no dia 3", "2024-06-03"), ("le 20", "2024-05-20"), ("am 20.", "2024-05-20"),
+])
+def test_a_day_of_the_month_alone_is_the_next_such_day(text, expected):
+    assert _values(text) == [("date", expected)], text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Wednesday 5th June", "2024-06-05"), ("mercredi 12 juin", "2024-06-12"), ("am Freitag, den 14. Juni", "2024-06-14"),
+    ("quarta, 5 de junho", "2024-06-05"), ("el miércoles 5 de junio", "2024-06-05"), ("Friday the 31st", "2024-05-31"),
+])
+def test_a_weekday_before_a_date_is_not_a_second_date(text, expected):
+    assert _values(text) == [("date", expected)], text
+
+
+def test_a_date_with_a_time_in_five_languages():
+    assert _values("on the 3rd of June at 2pm") == [("date", "2024-06-03"), ("time", "2024-06-03T14:00:00+02:00")]
+    assert _values("le 12 juin à 14h") == [("date", "2024-06-12"), ("time", "2024-06-12T14:00:00+02:00")]
+    assert _values("am 12. Juni um 14 Uhr") == [("date", "2024-06-12"), ("time", "2024-06-12T14:00:00+02:00")]
+    assert _values("dia 5 de junho às 14h") == [("date", "2024-06-05"), ("time", "2024-06-05T14:00:00+02:00")]
+
+
+@pytest.mark.parametrize("text", [
+    "leave it on the 3rd floor", "I'm on the 2nd try", "I'd give it 3 out of 5", "le 5 rue de la Paix", "le 3e étage",
+    "it came 2 days ago", "the 31st of April", "on the twelfth",
+])
+def test_not_dates(text):
+    assert [v for v in _values(text) if v[0] == "date"] == [], text
+
+
 def test_numbers_that_are_not_times():
     assert _values("I have 3 kids") == []
     assert _values("gate code 4411") == []

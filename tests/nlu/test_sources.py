@@ -22,7 +22,7 @@ SHARE_ALIKE = {"sgd", "xsid"}
 
 @pytest.mark.parametrize(("name", "source"), [
     ("en_hwu64.yml", "hwu64"), ("en_taskmaster.yml", "taskmaster"), ("de_xsid.yml", "xsid"), ("en_nlupp.yml", "nlupp"),
-    ("pt_everyday_asks.yml", "everyday-asks"),
+    ("pt_everyday_asks.yml", "everyday-asks"), ("de_outsider_voices.yml", "outsider-voices"),
     ("en_registers_support.yml", "registers"), ("de_registers.yml", "registers"),
     ("fr_customer_service.yml", "customer-service"), ("en_core.yml", OWN), ("pt_messy_texts.yml", OWN),
 ])
