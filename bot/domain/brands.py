@@ -208,7 +208,9 @@ def sender_written_to(session: Session, channel: str, to_address: str | None) ->
     the answer comes back from that number; None otherwise (the channel's configured sender answers)."""
     if channel not in TWILIO_CHANNELS or not to_address:
         return None
-    for senders in session.scalars(select(Brand.senders)):
+    with session.no_autoflush:  # a turn's pending changes never touch brands: they are flushed later, together
+        senders_of_brands = session.scalars(select(Brand.senders)).all()
+    for senders in senders_of_brands:
         if ((senders or {}).get(channel) or {}).get("from") == to_address:
             return {"from": to_address}
     return None
