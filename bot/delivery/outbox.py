@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import requests
-from sqlalchemy import Table, case, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.channels import sms_encoding
@@ -153,6 +153,32 @@ class _Claimed:
 CLAIMED_COLUMNS = (OUTBOX.c.id, OUTBOX.c.kind, OUTBOX.c.channel, OUTBOX.c.to_address, OUTBOX.c.payload,
                    OUTBOX.c.attempts, OUTBOX.c.provider_id, OUTBOX.c.in_flight_since, OUTBOX.c.unknown_since,
                    OUTBOX.c.message_id)
+
+
+# The claim, built once. The head of each lane is its oldest unfinished row; only a head may be sent, so a lane's
+# rows go out in order. The heads come from one window over the unfinished rows (linear, one index range): a join
+# of the due rows with a GROUP BY of the heads was planned by PostgreSQL as a nested loop whenever the outbox had
+# just grown faster than its statistics (1,000 rows inserted in a burst: 1.7 s per claim, quadratic).
+_UNFINISHED = (
+    select(OUTBOX.c.id, OUTBOX.c.status, OUTBOX.c.next_attempt_at,
+           func.min(OUTBOX.c.id).over(partition_by=OUTBOX.c.lane).label("head_id"))
+    .where(OUTBOX.c.status.in_(UNFINISHED))
+    .subquery()
+)
+_DUE_HEADS = (
+    select(_UNFINISHED.c.id)
+    .where(_UNFINISHED.c.id == _UNFINISHED.c.head_id, _UNFINISHED.c.status.in_(CLAIMABLE),
+           _UNFINISHED.c.next_attempt_at <= bindparam("now"))
+    .order_by(_UNFINISHED.c.id)
+    .limit(bindparam("limit"))
+    .scalar_subquery()
+)
+CLAIM = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(_DUE_HEADS), OUTBOX.c.status.in_(CLAIMABLE))
+    .values(status="sending", lease_token=bindparam("token"), locked_until=bindparam("locked_until"))
+    .returning(*CLAIMED_COLUMNS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,30 +406,11 @@ class OutboxDispatcher:
         """
         token = uuid.uuid4().hex
         now = utcnow()
-        # The head of each lane: its oldest unfinished row. Only a head may be sent, so a lane's rows
-        # go out in order; one GROUP BY instead of a per-row NOT EXISTS keeps this linear.
-        heads = (
-            select(OutboxItem.lane, func.min(OutboxItem.id).label("head_id"))
-            .where(OutboxItem.status.in_(UNFINISHED))
-            .group_by(OutboxItem.lane)
-            .subquery()
-        )
-        due = (
-            select(OutboxItem.id)
-            .join(heads, OutboxItem.id == heads.c.head_id)
-            .where(OutboxItem.status.in_(CLAIMABLE), OutboxItem.next_attempt_at <= now)
-            .order_by(OutboxItem.id)
-            .limit(limit)
-            .scalar_subquery()
-        )
         with self.db.session() as session:
             rows = sorted((_Claimed(r.id, token, r.kind, r.channel, r.to_address or "", dict(r.payload), r.attempts,
                                     r.provider_id, r.in_flight_since, r.unknown_since, r.message_id)
-                           for r in session.execute(
-                               update(OUTBOX)
-                               .where(OUTBOX.c.id.in_(due), OUTBOX.c.status.in_(CLAIMABLE))
-                               .values(status="sending", lease_token=token, locked_until=now + self.lease)
-                               .returning(*CLAIMED_COLUMNS))),
+                           for r in session.execute(CLAIM, {"now": now, "limit": limit, "token": token,
+                                                            "locked_until": now + self.lease})),
                           key=lambda row: row.id)
             plain = [row.id for row in rows if self._plainly_to_send(row)][:start]
             started = self._mark_in_flight_many(session, token, plain)
