@@ -101,6 +101,7 @@ cluster: venv i18n-compile
 bench: venv
 	$(PY) bench/webhook.py
 	$(PY) bench/notify.py
+	$(PY) bench/dispatch.py
 	$(PY) bench/email_send.py
 	$(PY) bench/nlu.py
 

@@ -203,12 +203,17 @@ def whatsapp_template(brand: Brand | None, kind: str, locale: str) -> str:
     return str(entry.get(locale) or entry.get("default") or "")
 
 
+_SENDERS = select(Brand.senders)
+
+
 def sender_written_to(session: Session, channel: str, to_address: str | None) -> dict[str, str] | None:
     """`{"from": to_address}` when a person wrote to the number a brand set as its own `from` on `channel`, so
     the answer comes back from that number; None otherwise (the channel's configured sender answers)."""
     if channel not in TWILIO_CHANNELS or not to_address:
         return None
-    for senders in session.scalars(select(Brand.senders)):
+    # On the session's connection: a turn's pending changes never touch brands, so they are not flushed for this
+    # (they go out later, together), and plain rows need no unit of work.
+    for senders in session.connection().scalars(_SENDERS):
         if ((senders or {}).get(channel) or {}).get("from") == to_address:
             return {"from": to_address}
     return None

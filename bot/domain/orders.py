@@ -255,7 +255,12 @@ def any_locked_out(session: Session, keys: list[tuple[str, str]], config: dict[s
     lockout = timedelta(minutes=int(security.get("verification_lockout_minutes", 60)))
     limit = int(security.get("verification_max_failures", 5))
     now = utcnow()
-    rows = session.execute(_FAILURES, {"who": keys, "since": now - max(window, lockout) - window}).all()
+    if any(isinstance(obj, VerificationAttempt) for obj in session.new):
+        session.flush()  # attempts recorded in this transaction count
+    # Nothing else pending can change the answer: the turn's other changes (its conversation's state) are not
+    # flushed for it, so they go out in one UPDATE later instead of one now and another at commit. Plain rows, on
+    # the session's connection: no unit of work involved.
+    rows = session.connection().execute(_FAILURES, {"who": keys, "since": now - max(window, lockout) - window}).all()
     for key in keys:
         failures = [row.created_at for row in rows if (row.channel, row.address) == key]
         # Locked while `limit` failures fall within one window and the last of them is recent.
