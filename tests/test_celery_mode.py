@@ -82,14 +82,16 @@ def test_two_celery_worker_processes_with_a_slow_provider_send_each_row_once(dat
     from tests.conftest import SMS_FROM, TWILIO_SID, TWILIO_TOKEN
     from tests.outbox_helpers import queue
 
-    providers.send_delay = 2.5
+    providers.send_delay = 4.0  # longer than the lease below: only renewals keep the rows
     config = base_config(database_url, providers.url, outbox=_celery(namespace))
     srv = create_app(config).extensions["lastmile"]
     for n in range(5):
         queue(srv, [f"lane{n} first", f"lane{n} second"], address=f"+1555127{n:04d}")
     make_celery(srv.config).control.purge()
     (tmp_path / "worker.yml").write_text(
-        "outbox:\n  lease_seconds: 1.5\n  poll_interval: 0.25\n  concurrency: 4\nchannels:\n  twilio:\n    timeout: 5\n")
+        # A 3 s lease renewed every 1 s: a renewal has 2 s to get through on a loaded machine (with 1.5 s, a load
+        # of 20 once let a lease lapse; the row was still sent once, recorded as sent_after_lease).
+        "outbox:\n  lease_seconds: 3\n  poll_interval: 0.25\n  concurrency: 4\nchannels:\n  twilio:\n    timeout: 8\n")
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "TWILIO_API_BASE_URL": providers.url,
            "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_SMS_FROM": SMS_FROM,
            "LASTMILE_OUTBOX_MODE": "celery", "LASTMILE_CELERY_BROKER_URL": REDIS_URL,
