@@ -39,7 +39,3 @@ def record_audit(session, action: str, target: str | None = None, **details) -> 
     except Exception:  # no user name in a container: still recorded, as the command line
         user = "cli"
     audit.record(session, action, actor_type="cli", actor_name=user, target=target, **details)
-
-
-def iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

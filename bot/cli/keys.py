@@ -6,7 +6,8 @@ import json
 
 import click
 
-from bot.cli.common import admin_services, iso, record_audit
+from bot.cli.common import admin_services, record_audit
+from bot.core.times import iso_z
 
 
 # --- apikey ----------------------------------------------------------------------------------------
@@ -50,8 +51,8 @@ def apikey_list(include_revoked: bool, as_json: bool) -> None:
     with srv.db.session() as session:
         rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "scope": k.scope, "agent_id": k.agent_id,
                  "brand": session.get(Brand, k.brand_id).ref if k.brand_id else None,
-                 "created_at": iso(k.created_at), "last_used_at": iso(k.last_used_at),
-                 "revoked_at": iso(k.revoked_at)} for k in list_api_keys(session, include_revoked=include_revoked)]
+                 "created_at": iso_z(k.created_at), "last_used_at": iso_z(k.last_used_at),
+                 "revoked_at": iso_z(k.revoked_at)} for k in list_api_keys(session, include_revoked=include_revoked)]
     if as_json:
         click.echo(json.dumps(rows))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.core.times import iso_z
 from bot.domain.notify_policies import shared_event_data, shared_proof
 from db.models import Order, OrderEvent
 
@@ -31,9 +32,9 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
         "timezone": order.timezone,
         "team": order.team,
         "driver_ref": order.driver.ref if order.driver else None,
-        "location": ({"lat": order.location_lat, "lng": order.location_lng, "at": _iso(order.location_at)}
+        "location": ({"lat": order.location_lat, "lng": order.location_lng, "at": iso_z(order.location_at)}
                      if order.location_lat is not None else None),
-        "delivered_at": _iso(order.delivered_at),
+        "delivered_at": iso_z(order.delivered_at),
         "proof_of_delivery": shared_proof(order),
         "instructions": order.instructions,
         "tracking_url": tracking_url(config, order),
@@ -41,7 +42,7 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
             "id": customer.id, "name": customer.name, "phone": customer.phone, "telegram_chat_id": customer.telegram_chat_id,
             "email": customer.email,
             "whatsapp": customer.whatsapp, "locale": customer.locale, "timezone": customer.timezone},
-        "updated_at": _iso(order.updated_at),
+        "updated_at": iso_z(order.updated_at),
     }
     if events:
         body["events"] = [event_json(e) for e in order.events]
@@ -49,14 +50,10 @@ def order_json(order: Order, config: dict[str, Any], *, events: bool) -> dict[st
 
 
 def event_json(event: OrderEvent) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "occurred_at": _iso(event.occurred_at),
-            "received_at": _iso(event.received_at), "source": event.source, "applied": event.applied,
+    return {"id": event.id, "type": event.type, "occurred_at": iso_z(event.occurred_at),
+            "received_at": iso_z(event.received_at), "source": event.source, "applied": event.applied,
             "idempotency_key": event.idempotency_key, **shared_event_data(event)}
 
 
 def _window(start: datetime | None, end: datetime | None) -> dict[str, str | None] | None:
-    return None if start is None and end is None else {"start": _iso(start), "end": _iso(end)}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return None if start is None and end is None else {"start": iso_z(start), "end": iso_z(end)}

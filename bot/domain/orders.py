@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.registry import registry_of
+from bot.core.times import parse_iso
 from db.models import (
     Conversation,
     ConversationOrder,
@@ -147,8 +148,8 @@ def _apply(session: Session, order: Order, event: OrderEvent) -> None:
         order.status_reason = data.get("reason") or None
     eta = data.get("eta") or {}
     if eta.get("start") or eta.get("end"):
-        order.eta_start = _parse_dt(eta.get("start")) or order.eta_start
-        order.eta_end = _parse_dt(eta.get("end")) or order.eta_end
+        order.eta_start = parse_iso(eta.get("start")) or order.eta_start
+        order.eta_end = parse_iso(eta.get("end")) or order.eta_end
     if data.get("stops_away") is not None:
         order.stops_away = int(data["stops_away"])
     location = data.get("location")
@@ -195,14 +196,6 @@ def assign_short_code(session: Session, order: Order) -> None:
             Order.status.in_(CLOSED_STATUSES) & (Order.last_event_at >= since)))).all())
     while order.short_code is None or order.short_code in taken:
         order.short_code = f"{secrets.randbelow(9000) + 1000}"
-
-
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 # --- who may see which order ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import emails
 from bot.core.config import config_of
+from bot.core.times import iso_z
 from bot.domain.media import records as media_records
 from bot.domain.media.service import forget
 from db.models import (
@@ -122,37 +123,37 @@ def export(session: Session, ident: str) -> dict[str, Any]:
                                     .order_by(Message.id))) if person.conversation_ids else []
     message_ids = [m.id for m in messages]
     return {
-        "exported_at": _iso(utcnow()),
+        "exported_at": iso_z(utcnow()),
         "customers": [{"id": c.id, "name": c.name, "phone": c.phone, "telegram_chat_id": c.telegram_chat_id,
                        "email": c.email,
                        "whatsapp": c.whatsapp, "locale": c.locale, "timezone": c.timezone,
-                       "created_at": _iso(c.created_at)} for c in customers],
+                       "created_at": iso_z(c.created_at)} for c in customers],
         "orders": [_order_export(o) for o in orders],
         "conversations": [{"id": c.id, "channel": c.channel, "address": c.address, "locale": c.locale,
                            "timezone": c.timezone, "opted_out": c.opted_out, "display_name": c.display_name,
-                           "created_at": _iso(c.created_at)} for c in conversations],
+                           "created_at": iso_z(c.created_at)} for c in conversations],
         "messages": [{"id": m.id, "conversation_id": m.conversation_id, "direction": m.direction,
                       "sender": m.sender, "kind": m.kind, "text": m.text, "status": m.status,
-                      "media": _media_urls(m), "created_at": _iso(m.created_at)} for m in messages],
+                      "media": _media_urls(m), "created_at": iso_z(m.created_at)} for m in messages],
         "media": sorted({url for m in messages for url in _media_urls(m)}
                         | {o.proof_photo_url for o in orders if o.proof_photo_url}),
         # The files we keep (photos, documents) with their state; `lastmile customer export` lists them, the
         # files themselves are served by their signed links.
         "media_files": [media_records.export_row(row) for row in media_records.for_people(
             session, person.conversation_ids, person.order_ids)],
-        "ratings": [{"order_id": r.order_id, "score": r.score, "comment": r.comment, "created_at": _iso(r.created_at)}
+        "ratings": [{"order_id": r.order_id, "score": r.score, "comment": r.comment, "created_at": iso_z(r.created_at)}
                     for r in session.scalars(select(Rating).where(_rating_filter(person)))],
         "requests": [{"order_id": r.order_id, "kind": r.kind, "text": r.text, "status": r.status,
-                      "details": r.details, "created_at": _iso(r.created_at)}
+                      "details": r.details, "created_at": iso_z(r.created_at)}
                      for r in session.scalars(select(CustomerRequest).where(_request_filter(person)))],
         "handoffs": [{"conversation_id": h.conversation_id, "reason": h.reason, "status": h.status,
-                      "opened_at": _iso(h.opened_at), "closed_at": _iso(h.closed_at)}
+                      "opened_at": iso_z(h.opened_at), "closed_at": iso_z(h.closed_at)}
                      for h in session.scalars(select(Handoff).where(
                          Handoff.conversation_id.in_(person.conversation_ids or [-1])))],
         "outbox": [{"id": o.id, "channel": o.channel, "to": o.to_address, "status": o.status, "payload": o.payload,
-                    "created_at": _iso(o.created_at), "sent_at": _iso(o.sent_at)}
+                    "created_at": iso_z(o.created_at), "sent_at": iso_z(o.sent_at)}
                    for o in session.scalars(select(OutboxItem).where(_outbox_filter(person, message_ids)))],
-        "verification_attempts": [{"channel": a.channel, "succeeded": a.succeeded, "created_at": _iso(a.created_at)}
+        "verification_attempts": [{"channel": a.channel, "succeeded": a.succeeded, "created_at": iso_z(a.created_at)}
                                   for a in session.scalars(select(VerificationAttempt).where(
                                       VerificationAttempt.address.in_(_attempt_keys(person))))],
     }
@@ -162,11 +163,11 @@ def _order_export(order: Order) -> dict[str, Any]:
     return {"ref": order.ref, "tracking_number": order.tracking_number, "status": order.status,
             "address": {"line1": order.address_line1, "line2": order.address_line2, "city": order.city,
                         "postcode": order.postcode, "country": order.country},
-            "window": {"start": _iso(order.window_start), "end": _iso(order.window_end)},
-            "instructions": order.instructions, "delivered_at": _iso(order.delivered_at),
+            "window": {"start": iso_z(order.window_start), "end": iso_z(order.window_end)},
+            "instructions": order.instructions, "delivered_at": iso_z(order.delivered_at),
             "proof_of_delivery": {"photo_url": order.proof_photo_url, "note": order.proof_note,
                                   "signature_url": order.proof_signature_url, "barcode": order.proof_barcode},
-            "events": [{"type": e.type, "occurred_at": _iso(e.occurred_at), "data": e.data} for e in order.events]}
+            "events": [{"type": e.type, "occurred_at": iso_z(e.occurred_at), "data": e.data} for e in order.events]}
 
 
 def _media_urls(message: Message) -> list[str]:
@@ -400,7 +401,3 @@ def purge_job(session: Session, payload: dict[str, Any]) -> None:
 
 def _count(result: Any) -> int:
     return max(int(result.rowcount or 0), 0)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

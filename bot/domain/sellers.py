@@ -21,6 +21,7 @@ from bot.core import i18n
 from bot.core.config import config_of
 from bot.core.i18n import gettext as _
 from bot.core.messages import Reply
+from bot.core.times import iso_z, parse_iso
 from bot.delivery.outbox import enqueue_to_address, enqueue_webhook
 from bot.delivery.webhook_signing import new_message_id
 from bot.domain import brands, email_optouts, recipients
@@ -94,7 +95,7 @@ def _tell(session: Session, order: Order, seller: dict[str, Any], webhook_type: 
     assert brand is not None
     data = {"idempotency_key": key, **data}
     if seller.get("webhook_url"):
-        body = json.dumps({"type": webhook_type, "timestamp": _iso(utcnow()), "data": data},
+        body = json.dumps({"type": webhook_type, "timestamp": iso_z(utcnow()), "data": data},
                           separators=(",", ":"), sort_keys=True)
         item = enqueue_webhook(session, str(seller["webhook_url"]), body,
                                {"Content-Type": "application/json", "Idempotency-Key": key},
@@ -165,7 +166,7 @@ def _choice_text(choice: dict[str, Any]) -> str:
     if choice["option"] == "reschedule":
         window = choice.get("delivery_window") or {}
         start, end = window.get("start"), window.get("end")
-        when = i18n.format_window(_parse(start), _parse(end)) if start and end else ""
+        when = i18n.format_window(parse_iso(start), parse_iso(end)) if start and end else ""
         return _("delivery on another day, %(window)s", window=when)
     if choice["option"] == "neighbour":
         return _("leave it with a neighbour")
@@ -183,7 +184,7 @@ def _order_data(session: Session, order: Order) -> dict[str, Any]:
 
 
 def _event_data(event: OrderEvent) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "occurred_at": _iso(event.occurred_at), "source": event.source,
+    return {"id": event.id, "type": event.type, "occurred_at": iso_z(event.occurred_at), "source": event.source,
             "reason": (event.data or {}).get("reason")}
 
 
@@ -194,11 +195,3 @@ def _choice(event: OrderEvent) -> dict[str, Any]:
         return {"option": "reschedule", "delivery_window": data.get("delivery_window")}
     option = data.get("option") or "address"
     return {"option": option, **({"address": data.get("address")} if option == "address" else {})}
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

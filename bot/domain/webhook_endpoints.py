@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.times import iso_z
 from bot.delivery.outbox import enqueue_webhook
 from bot.delivery.webhook_signing import new_message_id, new_secret
 from db.models import WebhookEndpoint, utcnow
@@ -60,15 +61,11 @@ def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> di
     body = {"id": endpoint.id, "url": endpoint.url, "description": endpoint.description,
             "event_types": list(endpoint.event_types or []), "enabled": endpoint.enabled,
             "disabled_reason": endpoint.disabled_reason, "consecutive_failures": endpoint.consecutive_failures,
-            "secret_rotating_until": _iso(endpoint.previous_expires_at) if endpoint.previous_secret else None,
-            "created_at": _iso(endpoint.created_at), "updated_at": _iso(endpoint.updated_at)}
+            "secret_rotating_until": iso_z(endpoint.previous_expires_at) if endpoint.previous_secret else None,
+            "created_at": iso_z(endpoint.created_at), "updated_at": iso_z(endpoint.updated_at)}
     if with_secret:
         body["secret"] = endpoint.secret
     return body
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 # --- fan-out -----------------------------------------------------------------------------------------
@@ -81,7 +78,7 @@ def emit(session: Session, event_type: str, data: dict[str, Any]) -> int:
         if endpoint.event_types and event_type not in endpoint.event_types:
             continue
         msg_id = new_message_id()
-        body = json.dumps({"type": event_type, "timestamp": _iso(utcnow()), "data": data},
+        body = json.dumps({"type": event_type, "timestamp": iso_z(utcnow()), "data": data},
                           separators=(",", ":"), sort_keys=True)
         item = enqueue_webhook(session, endpoint.url, body, {"Content-Type": "application/json"},
                                lane=f"endpoint:{endpoint.id}")

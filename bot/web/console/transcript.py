@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, object_session
 
+from bot.core.times import iso_z
 from bot.domain.handoffs import ACTIVE_STATUSES, PRIORITY_NAMES
 from bot.domain.media.service import web_links
 from db.models import (
@@ -83,8 +84,8 @@ def handoff_json(session: Session, handoff: Handoff, now: datetime | None = None
         "priority_name": PRIORITY_NAMES.get(handoff.priority, "normal"), "status": handoff.status,
         "agent": ({"id": agent.id, "username": agent.username, "name": agent.name} if agent else None),
         "order_ref": order.ref if order else None, "order_status": order.status if order else None,
-        "opened_at": _iso(handoff.opened_at), "sla_due_at": _iso(handoff.sla_due_at),
-        "first_response_at": _iso(handoff.first_response_at), "closed_at": _iso(handoff.closed_at),
+        "opened_at": iso_z(handoff.opened_at), "sla_due_at": iso_z(handoff.sla_due_at),
+        "first_response_at": iso_z(handoff.first_response_at), "closed_at": iso_z(handoff.closed_at),
         "closed_by": handoff.closed_by,
         "waiting_minutes": minutes_between(handoff.opened_at, handoff.closed_at or now),
         "sla_minutes_left": sla_left, "overdue": sla_left is not None and sla_left < 0
@@ -120,7 +121,7 @@ def message_json(message: Message, agents: dict[int, str] | None = None) -> dict
         "id": message.id, "conversation_id": message.conversation_id, "direction": message.direction,
         "channel": message.channel, "sender": message.sender, "kind": message.kind, "text": message.text,
         "agent": (agents or {}).get(message.agent_id) if message.agent_id else None,
-        "status": message.status, "created_at": _iso(message.created_at),
+        "status": message.status, "created_at": iso_z(message.created_at),
         "queued_for_agent": bool((message.data or {}).get("queued_for_agent")),
         # Not sent (held outside WhatsApp's window, or failed for good): the agent must see why.
         "problem": message.error_message if message.status in ("held", "failed") else None,
@@ -181,7 +182,3 @@ def case_file(session: Session, conversation: Conversation) -> CaseFile:
                                   .order_by(OrderEvent.occurred_at, OrderEvent.id))) if order else []
     channels = sorted({c.channel for c in linked_conversations(session, conversation)})
     return CaseFile(conversation, customer, active, order, driver, events, channels, handoffs)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
