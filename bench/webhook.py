@@ -72,6 +72,32 @@ def pss_mib(pid: int) -> float:
     return total / 1024
 
 
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the server's processes, this process (the load generator and the fake Twilio),
+    PostgreSQL's processes, and the whole machine (/proc/stat), so that a run shows where the cores went."""
+    from bench.notify import cpu_seconds
+
+    clock = os.sysconf("SC_CLK_TCK")
+    postgres = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if name.endswith("(postgres"):
+            fields = fields.split()
+            postgres += int(fields[11]) + int(fields[12])
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    machine = sum(int(v) for i, v in enumerate(busy) if i not in (3, 4))  # all but idle and iowait
+    this = os.times()
+    return {"server": cpu_seconds(server_pid), "bench": this.user + this.system, "postgres": postgres / clock,
+            "machine": machine / clock}
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {f"cpu_{k}": 1000 * (after[k] - before[k]) / n for k in before}
+
+
 # Seeded customers (their orders are found: status, ETA, link) and 200 other numbers (asked to prove an
 # order): many conversations, as in real traffic, each one's replies kept in order by the outbox.
 SENDERS = ["+15551230001", "+15551230002", "+15551230003"] + [f"+1555880{i:04d}" for i in range(200)]
@@ -134,11 +160,12 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
         wait_ready(f"http://127.0.0.1:{port}/healthz")
         load(f"http://127.0.0.1:{port}", 50, 4)  # warm-up: NLU model, connections
         fake.clear()
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_split(server.pid)
         result = load(f"http://127.0.0.1:{port}", args.requests, args.concurrency)
         deadline = time.monotonic() + 300
         while len(fake.twilio_messages()) < args.requests and time.monotonic() < deadline:
             time.sleep(0.05)
+        result.update(cpu_per_message(cpu_before, cpu_split(server.pid), args.requests))
         result["replies_sent"] = len(fake.twilio_messages())
         result["replies_per_s"] = result["replies_sent"] / (time.monotonic() - started)
         result["pss_mib"] = pss_mib(server.pid)
@@ -156,7 +183,9 @@ def run_bare(args) -> dict[str, float]:
     try:
         wait_ready(f"http://127.0.0.1:{port}/")
         load(f"http://127.0.0.1:{port}", 50, 4)
+        cpu_before = cpu_split(server.pid)
         result = load(f"http://127.0.0.1:{port}", args.requests, args.concurrency)
+        result.update(cpu_per_message(cpu_before, cpu_split(server.pid), args.requests))
         result["pss_mib"] = pss_mib(server.pid)
         result["replies_sent"] = result["replies_per_s"] = float("nan")
     finally:
@@ -234,7 +263,13 @@ def report_in_process(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(("lastmile, SQLite", in_process(f"sqlite:///{tmp}/inprocess.db", args.in_process)))
     if args.pg_url:
-        rows.append(("lastmile, PostgreSQL", in_process(args.pg_url, args.in_process)))
+        from bench.fuzz import drop_schema, pg_schema_url
+
+        try:
+            rows.append(("lastmile, PostgreSQL", in_process(pg_schema_url(args.pg_url, "bench_webhook"),
+                                                            args.in_process)))
+        finally:
+            drop_schema(args.pg_url, "bench_webhook")
     load = os.getloadavg()
     print(f"\nIn-process, {args.in_process} messages (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}); "
           "CPU of this process only (PostgreSQL's own CPU is not counted):")
@@ -265,7 +300,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(("lastmile, SQLite", run_lastmile("sqlite", f"sqlite:///{tmp}/bench.db", fake, args)))
     if args.pg_url:
-        rows.append(("lastmile, PostgreSQL", run_lastmile("postgresql", args.pg_url, fake, args)))
+        from bench.fuzz import drop_schema, pg_schema_url  # (bench.fuzz imports this module)
+
+        try:  # a schema of its own, empty: rows left by another run are not counted as this run's replies
+            rows.append(("lastmile, PostgreSQL", run_lastmile("postgresql", pg_schema_url(args.pg_url, "bench_webhook"),
+                                                              fake, args)))
+        finally:
+            drop_schema(args.pg_url, "bench_webhook")
     fake.stop()
     best = max(r["rps"] for _, r in rows)
     print(f"{'server':<22} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'replies':>8} "
@@ -277,6 +318,12 @@ def main() -> None:
         per_s = "-" if nan else f"{r['replies_per_s']:.0f}"
         print(f"{name:<22} {r['rps']:>7.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} {int(r['errors']):>6} "
               f"{replies:>8} {per_s:>9} {r['pss_mib']:>8.0f}  {bar}")
+    print("\nCPU ms per message, from the first request to the last reply sent (the load generator and the fake "
+          "Twilio run in this process):")
+    print(f"{'server':<22} {'server':>7} {'bench':>7} {'postgres':>8} {'machine':>8}")
+    for name, r in rows:
+        print(f"{name:<22} {r['cpu_server']:>7.2f} {r['cpu_bench']:>7.2f} {r['cpu_postgres']:>8.2f} "
+              f"{r['cpu_machine']:>8.2f}")
     report_in_process(args)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -11,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -40,9 +42,11 @@ class Database:
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        self._turns_path: str | None = None  # SQLite file: the processes' writers take turns on a lock file
         if self.is_sqlite:
             database = parsed.database
-            if database and database != ":memory:":
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self._turns_path = database + "-writers"
                 try:
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:  # the disk is away: an outage, reported by the first connection
@@ -58,8 +62,14 @@ class Database:
         self.info: dict[str, Any] = {}
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
         self._writers = threading.RLock()  # SQLite: this process's writers, one at a time (see `session`)
-        # Reads that must not take SQLite's write lock (the engine's look-up before the NLU runs).
-        self.read_engine: Engine = self.engine.execution_options(lastmile_read_only=True)
+        self._depth = 0  # sessions nested in the thread holding `_writers`
+        self._turns: tuple[int, int] | None = None  # (pid, fd) of the lock file, opened once per process
+        # Reads that must not take SQLite's write lock (the engine's look-up before the NLU runs); on PostgreSQL
+        # a READ ONLY transaction, so that it can end with COMMIT (see `end_read`).
+        read_options: dict[str, Any] = {"lastmile_read_only": True}
+        if not self.is_sqlite:
+            read_options["postgresql_readonly"] = True
+        self.read_engine: Engine = self.engine.execution_options(**read_options)
         self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False, info=self.info)
 
     def ping(self) -> None:
@@ -74,8 +84,10 @@ class Database:
         On SQLite the writers of this process take turns on a lock before they ask for the database's write
         lock: SQLite's busy handler lets waiters poll (every 100 ms after a while) and the next free moment
         goes to whoever polls first, so under load one writer could lose over and over for seconds. Waiting
-        here, the threads of a process queue up and only the processes compete."""
-        with self._writers if self.is_sqlite else nullcontext():
+        here, the threads of a process queue up; the processes then queue on an advisory lock on a file beside
+        the database (`<file>-writers`, flock), and the kernel wakes the next one the moment the lock is free,
+        where SQLite's busy handler would have it sleep and poll."""
+        with self._write_turn() if self.is_sqlite else nullcontext():
             session = self.sessionmaker()
             try:
                 yield session
@@ -87,6 +99,33 @@ class Database:
                 session.close()
 
     @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        with self._writers:
+            fd = self._turns_fd() if self._depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _turns_fd(self) -> int | None:
+        """This process's descriptor of the lock file. A descriptor inherited through fork shares its lock
+        with the parent, so each process opens its own."""
+        if self._turns_path is None:
+            return None
+        if self._turns is None or self._turns[0] != os.getpid():
+            try:
+                fd = os.open(self._turns_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # a read-only or vanished folder: SQLite's busy handler alone, as before
+                return None
+            self._turns = (os.getpid(), fd)
+        return self._turns[1]
+
+    @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reads only, always rolled back: on SQLite a deferred BEGIN, so it holds no
         write lock and never blocks a writer (WAL)."""
@@ -94,11 +133,23 @@ class Database:
         try:
             yield session
         finally:
-            session.rollback()
+            self.end_read(session)
             session.close()
+
+    def end_read(self, reader: Session | Connection) -> None:
+        """End a read on `read_engine`. PostgreSQL: COMMIT, as the transaction is READ ONLY and nothing can
+        have been written — psycopg forgets every prepared statement of a connection at each ROLLBACK, so a
+        rollback per request would have every statement parsed and planned again. SQLite: ROLLBACK."""
+        if self.is_sqlite:
+            reader.rollback()
+        else:
+            reader.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._turns is not None and self._turns[0] == os.getpid():
+            os.close(self._turns[1])
+        self._turns = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -66,7 +66,7 @@ class Engine:
         for _attempt in range(3):
             with self.db.read_engine.connect() as connection:
                 looked = _look_up(connection, inbound, self.config)
-                connection.rollback()
+                self.db.end_read(connection)
             if looked is None:
                 logger.info("duplicate %s message ignored", inbound.channel)
                 return Outcome(duplicate=True)
