@@ -294,13 +294,14 @@ def dispatcher_hooks(app: Flask):
     retention = app.config["LASTMILE"]["retention"]
     purge_scheduled = [not retention["enabled"]]
 
-    def scheduled_jobs(_session) -> int:
+    def scheduled_jobs() -> int:
         with app.app_context():
             return run_due_jobs(app.extensions["lastmile"].db)
 
-    def retention_purge(session) -> int:
+    def retention_purge() -> int:
         if not purge_scheduled[0]:
-            schedule_purge(session, retention, utcnow())
+            with app.extensions["lastmile"].db.session() as session:
+                schedule_purge(session, retention, utcnow())
             purge_scheduled[0] = True
         return 0
 

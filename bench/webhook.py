@@ -154,7 +154,8 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
     subprocess.run([*LASTMILE, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([*LASTMILE, "demo", "seed"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([*LASTMILE, "serve", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
+                               "--workers", str(args.workers), "--threads", str(args.threads)], env=env,
+                              stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz")
@@ -178,7 +179,7 @@ def run_lastmile(name: str, database_url: str, fake: FakeProviders, args) -> dic
 def run_bare(args) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen([*GUNICORN, "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
-                               "--threads", "8", "--chdir", str(ROOT / "bench"), "bare_app:app"],
+                               "--threads", str(args.threads), "--chdir", str(ROOT / "bench"), "bare_app:app"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/")
@@ -285,6 +286,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--in-process", type=int, default=1000, help="messages for the in-process CPU measure")
     parser.add_argument("--in-process-only", action="store_true", help="skip the servers")
@@ -295,7 +297,7 @@ def main() -> None:
     fake = FakeProviders().start()
     rows = []
     print(f"{args.requests} signed webhooks, {args.concurrency} concurrent clients, gunicorn {args.workers} "
-          f"workers x 8 threads, {os.cpu_count()} cores\n", flush=True)
+          f"workers x {args.threads} threads, {os.cpu_count()} cores\n", flush=True)
     rows.append(("bare Flask endpoint", run_bare(args)))
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(("lastmile, SQLite", run_lastmile("sqlite", f"sqlite:///{tmp}/bench.db", fake, args)))

@@ -218,3 +218,20 @@ def test_a_claim_stays_fast_when_the_outbox_has_just_grown_by_thousands(srv, app
     assert ids == list(range(first, first + 8))  # the oldest heads, one per lane
     assert elapsed < 3.0, f"a claim took {elapsed:.1f} s"
     dispatcher.stop()
+
+
+def test_housekeeping_with_nothing_to_do_writes_nothing(app, srv, app_config):
+    """The dispatcher looks for due jobs and expired leases twice a second in every process: when there are none it
+    reads and takes no write transaction (on SQLite each one queued behind every inbound message's turn)."""
+    from app import dispatcher_hooks
+
+    dispatcher = OutboxDispatcher(srv.db, srv.channels, app_config, hooks=dispatcher_hooks(app))
+    try:
+        dispatcher._housekeeping()  # the first round schedules the daily retention purge, once per process
+        writes = statements_like(srv, ("UPDATE", "INSERT", "DELETE", "BEGIN IMMEDIATE"))
+        reads = statements_like(srv, ("SELECT",))
+        dispatcher._housekeeping()
+        assert writes == []
+        assert len(reads) == 2  # due jobs, expired leases
+    finally:
+        dispatcher.stop()

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,11 @@ def cancel(session: Session, dedupe_key: str) -> bool:
 def run_due_jobs(database: Any, limit: int = 50, now: datetime | None = None) -> int:
     """Run due jobs, each in its own transaction; returns how many ran."""
     now = now or utcnow()
+    with database.read_session() as session:  # the dispatcher asks twice a second: usually nothing is due
+        if session.scalar(select(ScheduledJob.id).where(or_(
+                and_(ScheduledJob.status == "running", ScheduledJob.locked_until < now),
+                and_(ScheduledJob.status == "pending", ScheduledJob.run_at <= now))).limit(1)) is None:
+            return 0
     with database.session() as session:
         session.execute(
             update(ScheduledJob)
