@@ -13,7 +13,7 @@ OUTSIDE = {"hwu64": "hwu64", "snips": "snips", "banking77": "banking77", "sgd": 
 # registers written for issue 10 (formal, procedural, support-ticket, wrappers, chit-chat): two
 # batches written apart, each scored by a model trained on the other
 WRITTEN = {"registers": "registers", "customer_service": "customer-service", "everyday_asks": "everyday-asks",
-           "outsider_voices": "outsider-voices"}
+           "outsider_voices": "outsider-voices", "support_tickets": "support-tickets"}
 OWN = "lastmile-writers"
 
 

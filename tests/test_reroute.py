@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.delivery.scheduler import run_due_jobs
 from db.models import CustomerRequest, Handoff, Order, OrderEvent, ScheduledJob, utcnow
+from tests.day_words import day_in_words
 from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     DRIVER_PHONE,
@@ -249,3 +250,30 @@ def test_a_failed_attempts_numbered_option_leads_to_the_neighbour(client, srv, p
     with srv.db.session() as session:
         request = session.scalars(select(CustomerRequest).order_by(CustomerRequest.id.desc())).first()
         assert request.kind == "change_address" and request.details["option"] == "neighbour"
+
+
+_ON_A_DAY_IN_WORDS = {
+    "en": "could you deliver it on the {word} of {month} instead",
+    "es": "¿me lo podéis entregar el {word} de {month}?",
+    "fr": "vous pouvez livrer le {word} {month} plutôt ?",
+    "de": "können Sie stattdessen am {word} {month} liefern?",
+    "pt": "podem antes entregar no dia {word} de {month}?",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "es", "fr", "de", "pt"])
+def test_a_day_in_words_sets_that_day_in_five_languages(client, srv, providers, assigned, language):
+    """'the twenty-third of June', 'el veintitrés de junio', 'le vingt-trois juin', 'am dreiundzwanzigsten Juni',
+    'dia vinte e três de junho': the window is that day (before, only 'first' was a day in words)."""
+    tz = ZoneInfo("America/New_York")
+    day = (utcnow().astimezone(tz) + timedelta(days=4)).date()
+    word = day_in_words(language, day.day)
+    text = _ON_A_DAY_IN_WORDS[language].format(word=word, month=_MONTHS[language].split()[day.month - 1])
+    sms(client, EVA, text)
+    srv.dispatcher.drain()
+    if [t for t, _ in event_types(srv, assigned)] == ["driver_assigned"]:  # asked "did you mean …?" first
+        sms(client, EVA, "1")
+        srv.dispatcher.drain()
+    order = order_of(srv, assigned)
+    assert order.window_start.astimezone(tz).date() == day, (text, texts_to(providers, EVA))
+    assert ("rescheduled", "customer") in event_types(srv, assigned)

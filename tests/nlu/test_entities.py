@@ -8,6 +8,7 @@ import pytest
 
 from nlu.dates import extract_datetimes
 from nlu.entities import addresses, languages, order_ids, postcodes, rating
+from tests.day_words import day_in_words
 
 NOW = datetime(2024, 5, 8, 10, 0)  # a Wednesday
 
@@ -254,3 +255,13 @@ def test_not_dates(text):
 def test_numbers_that_are_not_times():
     assert _values("I have 3 kids") == []
     assert _values("gate code 4411") == []
+
+
+@pytest.mark.parametrize("language, template", [
+    ("en", "the {word} of June"), ("en", "June the {word}"), ("es", "el {word} de junio"), ("fr", "le {word} juin"),
+    ("de", "am {word} Juni"), ("pt", "dia {word} de junho"),
+])
+def test_every_day_of_a_month_in_words(language, template):
+    for day in range(1, 31):
+        text = template.format(word=day_in_words(language, day))
+        assert _values(text) == [("date", f"2024-06-{day:02d}")], text
