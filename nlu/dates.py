@@ -54,7 +54,8 @@ _MONTH_ALT = "|".join(f"(?P<mo{i}>{p})" for i, p in enumerate(_MONTHS))
 # "3rd", "3.", "1er", "1º" (folded to "1o"), "1ª", "1ro"
 _ORDINAL = r"(?:st|nd|rd|th|er|ere|eme|e|ro|ero|o|a|\.|º|°)?"
 _DAY_WORD_ALT = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_DAY_WORDS, key=len, reverse=True))
-# English words only after a month ("June the twenty-third"): elsewhere "may" and "march" are verbs
+# English day words only after a month name ("June the twenty-third") and after "on the" ("on the twelfth"):
+# there the es/fr/pt cardinals would be English words or a Spanish "mar" ("may once", "mar tres")
 _EN_DAY_WORD_ALT = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_DAY_WORDS, key=len, reverse=True)
                             if w.startswith(("first", "second", "third", "four", "fif", "six", "seven", "eigh", "nin",
                                              "ten", "elev", "twel", "thir", "twent")))
