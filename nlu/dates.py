@@ -14,6 +14,8 @@ import unicodedata
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nlu.day_words import DAY_WORDS as _DAY_WORDS
+from nlu.day_words import ORDINAL_DE as _ORDINAL_DE
 from nlu.types import Entity
 
 _RELATIVE = {
@@ -49,20 +51,48 @@ _WEEKDAY_RE = re.compile(
     _B + rf"(?:(?P<next>{_NEXT})\s+)?(?:" + "|".join(f"(?P<wd{i}>{p})" for i, p in enumerate(_WEEKDAYS))
     + r")(?:\s+(?P<after>que viene|prochain|qui vient|next week))?" + _E)
 _MONTH_ALT = "|".join(f"(?P<mo{i}>{p})" for i, p in enumerate(_MONTHS))
-# "3rd", "3.", "1er", "1º" (folded to "1o"), "1ª", "1ro"; "first"/"premier"/"primero"/"primeiro"/"ersten" for the 1st
+# "3rd", "3.", "1er", "1º" (folded to "1o"), "1ª", "1ro"
 _ORDINAL = r"(?:st|nd|rd|th|er|ere|eme|e|ro|ero|o|a|\.|º|°)?"
-_FIRST = r"first|premier|primero|primeiro|erste|ersten"
-_DAY_MONTH_RE = re.compile(
-    _B + r"(?:(?P<d>[0-3]?\d)" + _ORDINAL + rf"|(?P<first>{_FIRST}))\s*(?:de\s+|of\s+)?(?:" + _MONTH_ALT + r")\.?" + _E)
-_MONTH_DAY_RE = re.compile(_B + "(?:" + _MONTH_ALT + r")\.?,?\s+(?:the\s+)?(?P<d>[0-3]?\d)(?:st|nd|rd|th)?" + _E)
+_DAY_WORD_ALT = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_DAY_WORDS, key=len, reverse=True))
+# English day words only after a month name ("June the twenty-third") and after "on the" ("on the twelfth"):
+# there the es/fr/pt cardinals would be English words or a Spanish "mar" ("may once", "mar tres")
+_EN_DAY_WORD_ALT = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_DAY_WORDS, key=len, reverse=True)
+                            if w.startswith(("first", "second", "third", "four", "fif", "six", "seven", "eigh", "nin",
+                                             "ten", "elev", "twel", "thir", "twent")))
+_DAY = r"(?:(?P<d>[0-3]?\d)" + _ORDINAL + rf"|(?P<w>{_DAY_WORD_ALT}))"
+_DAY_MONTH_RE = re.compile(_B + _DAY + r"\s*(?:de\s+|of\s+)?(?:" + _MONTH_ALT + r")\.?" + _E)
+_MONTH_DAY_RE = re.compile(_B + "(?:" + _MONTH_ALT + r")\.?,?\s+(?:the\s+)?(?:(?P<d>[0-3]?\d)(?:st|nd|rd|th)?"
+                           rf"|(?P<w>{_EN_DAY_WORD_ALT}))" + _E)
+# "the 3rd of next month", "el 3 del mes que viene", "le 3 du mois prochain", "am 3. nächsten Monats", "dia 3 do próximo mês"
+_NEXT_MONTH = (r"(?:of\s+)?next\s+month|(?:del|de)\s+(?:mes\s+que\s+viene|(?:proximo|siguiente)\s+mes|mes\s+(?:proximo|siguiente))"
+               r"|du\s+mois\s+(?:prochain|suivant)|(?:des\s+)?(?:nachsten|kommenden)\s+monats"
+               r"|do\s+(?:(?:proximo|seguinte)\s+mes|mes\s+(?:que\s+vem|seguinte))")
+_THIS_MONTH = (r"(?:of\s+)?this\s+month|(?:de\s+este|del)\s+mes|(?:de\s+ce|du)\s+mois|(?:dieses|des)\s+monats"
+               r"|(?:deste|do)\s+mes")
+_DAY_OF_MONTH_RE = re.compile(
+    _B + r"(?:the\s+|el\s+(?:dia\s+)?|le\s+|am\s+|den\s+|(?:o\s+|no\s+)?dia\s+)?" + _DAY
+    + rf"\s*(?:(?P<next_month>{_NEXT_MONTH})|(?P<this_month>{_THIS_MONTH}))" + _E)
 # a day of the month alone: "on the 3rd", "el día 5", "no dia 5", "le 12", "am 12." -> the next such day
+_NOT_A_DAY_AFTER = (r"(?!\s+(?:floor|fl|flat|storey|story|house|door|street|st|avenue|ave|road|rd|building|time|attempt|try"
+                    r"|row|stop|gate|step|stair|level|block|apartment|apt|unit|one|person|item|package|parcel|box|delivery"
+                    r"|option|choice|place|day|week|month|year|moment|minute|hour|page|line|message|text|email|call|ones|driver"
+                    r"|courier|order|visit|notice|reminder|half|quarter)\b)")
 _DAY_ONLY_RE = re.compile(
-    _B + r"(?:(?:(?:on|for|by|until|till|from)\s+|(?<=day )|(?<=day, ))the\s+(?P<en>[0-3]?\d)(?:st|nd|rd|th)"
-    r"(?!\s+(?:floor|fl|flat|storey|story|house|door|street|st|avenue|ave|road|rd|building|time|attempt|try|row|stop|gate"
-    r"|step|stair|level|block|apartment|apt|unit)\b)"
-    r"|dia\s+(?P<es>[0-3]?\d)(?:o|º)?"
-    r"|le\s+(?P<fr>[0-3]?\d)(?:er)?(?=\s*(?:$|[,.!?]|(?:a|vers|entre|apres|avant|au|dans|le|svp|stp|s'il|plutot|si|ou)\b))"
-    r"|am\s+(?P<de>[0-3]?\d)\.(?!\d))" + _E)
+    _B + r"(?:(?:(?:on|for|by|until|till|from)\s+|(?<=day )|(?<=day, ))the\s+(?:(?P<en>[0-3]?\d)(?:st|nd|rd|th)"
+    rf"|(?P<enw>{_EN_DAY_WORD_ALT})){_NOT_A_DAY_AFTER}"
+    rf"|dia\s+(?:(?P<es>[0-3]?\d)(?:o|º)?|(?P<esw>{_DAY_WORD_ALT})(?!\s+(?:de\s+)?(?:semana|dias|horas|mes)))"
+    rf"|le\s+(?:(?P<fr>[0-3]?\d)(?:er)?|(?P<frw>{_DAY_WORD_ALT}))"
+    r"(?=\s*(?:$|[,.!?]|(?:a|vers|entre|apres|avant|au|dans|le|svp|stp|s'il|plutot|si|ou)\b))"
+    r"|am\s+(?:(?P<de>[0-3]?\d)\.(?!\d)"
+    rf"|(?P<dew>{'|'.join(_ORDINAL_DE)}|[a-z]+und(?:zwanzigsten|dreißigsten|dreissigsten)|zwanzigsten|dreißigsten|dreissigsten)"
+    r"(?=\s*(?:$|[,.!?]|(?:um|ab|bis|zwischen|vormittags|nachmittags|morgens|abends|bitte|oder|statt|liefern)\b))))" + _E)
+# a month without a day: "in January", "next March", "en enero", "en mars", "im Januar", "em janeiro" -> its first
+# day (today when it is this month): the earliest day of it, as Duckling's month grain
+_MONTH_ONLY_RE = re.compile(
+    _B + r"(?:(?P<prep>in|during|for|en|au\s+mois\s+de|im|em|no\s+mes\s+de|en\s+el\s+mes\s+de|el\s+mes\s+de|ab"
+    r"|a\s+partir\s+de)|(?P<next>next|el\s+proximo|nachsten|kommenden|(?:no\s+)?proximo\s+mes\s+de))"
+    r"(?:\s+(?:early|late|mid|principios\s+de|finales\s+de|debut|fin|anfang|ende|inicio\s+de|fim\s+de))?\s+"
+    r"(?:" + "|".join(f"(?P<mo{i}>{p})" for i, p in enumerate(_MONTHS)) + r")\.?(?!\s*\d)" + _E)
 # "Wednesday 5th June", "mercredi 12 juin": the weekday names the date that follows, it is not a date of its own
 _WEEKDAY_THEN_DATE_RE = re.compile(r"^[\s,]*(?:the|le|el|den|der|o|a|dia)?\s*$")
 _NUMERIC_RE = re.compile(_B + r"(?:(?P<y>\d{4})-(?P<m1>\d{1,2})-(?P<d1>\d{1,2})|(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<c>\d{2,4}))" + _E)
@@ -141,6 +171,36 @@ def _next_day_of_month(today: date, day: int) -> date | None:
     return None
 
 
+def _squeeze(word: str) -> str:
+    return re.sub(r"\s+", " ", word.strip())
+
+
+def _day_number(match: re.Match, digits: str, word: str) -> int:
+    """The day of a match with a `digits` group ("3rd", "3.") or a `word` group ("third", "tres", "dritten")."""
+    if match.group(digits):
+        return int(match.group(digits))
+    return _DAY_WORDS.get(_squeeze(match.group(word) or ""), 0)
+
+
+def _verb_not_month(match: re.Match) -> bool:
+    """"the first may be lost", "I may first check": an English day word next to "may"/"march" without "of" or
+    "the" is the verb."""
+    word = match.group("w")
+    month = match.group("mo4") or match.group("mo2")
+    if not word or month not in ("may", "march", "mar"):
+        return False
+    span = match.group(0)
+    return not re.search(r"\b(?:of|the)\b", span)
+
+
+def _month_start(today: date, month: int, next_one: bool) -> date:
+    """"in January" / "next March": the month's first day, today when it is this month ("next" skips this month)."""
+    if month == today.month and not next_one:
+        return today
+    year = today.year if month > today.month else today.year + 1
+    return date(year, month, 1)
+
+
 def find_dates(folded: str, today: date, month_first: bool = False) -> list[tuple[int, int, date]]:
     found: list[tuple[int, int, date]] = []
     for m in _RELATIVE_RE.finditer(folded):
@@ -153,17 +213,30 @@ def find_dates(folded: str, today: date, month_first: bool = False) -> list[tupl
     named: list[tuple[int, int, date]] = []
     for regex in (_DAY_MONTH_RE, _MONTH_DAY_RE):
         for m in regex.finditer(folded):
-            day = 1 if m.groupdict().get("first") else int(m.group("d"))
-            d = _safe_date(today.year, _matched_index(m, "mo") + 1, day)
+            if _verb_not_month(m):
+                continue
+            d = _safe_date(today.year, _matched_index(m, "mo") + 1, _day_number(m, "d", "w"))
             if d and d < today - timedelta(days=60):
                 d = _safe_date(today.year + 1, d.month, d.day)
             if d:
                 named.append((m.start(), m.end(), d))
-    for m in _DAY_ONLY_RE.finditer(folded):
-        day = int(next(v for v in (m.group("en"), m.group("es"), m.group("fr"), m.group("de")) if v))
-        d = _next_day_of_month(today, day)
+    for m in _DAY_OF_MONTH_RE.finditer(folded):
+        year, month = today.year, today.month
+        if m.group("next_month"):
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        d = _safe_date(year, month, _day_number(m, "d", "w"))
         if d:
             named.append((m.start(), m.end(), d))
+    for m in _DAY_ONLY_RE.finditer(folded):
+        digits = next((v for v in (m.group("en"), m.group("es"), m.group("fr"), m.group("de")) if v), None)
+        word = next((v for v in (m.group("enw"), m.group("esw"), m.group("frw"), m.group("dew")) if v), None)
+        d = _next_day_of_month(today, int(digits) if digits else _DAY_WORDS.get(_squeeze(word or ""), 0))
+        if d:
+            named.append((m.start(), m.end(), d))
+    for m in _MONTH_ONLY_RE.finditer(folded):
+        if m.group("mo2") == "mar":  # "en mar": at sea
+            continue
+        named.append((m.start(), m.end(), _month_start(today, _matched_index(m, "mo") + 1, bool(m.group("next")))))
     # "Wednesday 5th June": the weekday belongs to the date after it
     found = [w for w in found if not any(n[0] >= w[1] and _WEEKDAY_THEN_DATE_RE.match(folded[w[1]:n[0]]) for n in named)]
     found.extend(named)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.delivery.scheduler import run_due_jobs
 from db.models import CustomerRequest, Handoff, Order, OrderEvent, ScheduledJob, utcnow
+from tests.day_words import day_in_words
 from tests.relay_helpers import (  # noqa: F401  (app_config is a fixture)
     ALICE,
     DRIVER_PHONE,
@@ -87,12 +88,13 @@ _MONTHS = {
     "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
     "pt": "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro",
 }
+# a new day with a month name: the day in digits, and in words ("the twenty-third", "el veintitrés")
 _ON_A_DAY = {
-    "en": "can you deliver it on the {day}{th} of {month} instead?",
-    "es": "me lo pueden entregar el {day} de {month} mejor?",
-    "fr": "vous pouvez plutôt livrer le {day} {month} ?",
-    "de": "könnt ihr stattdessen am {day}. {month} liefern?",
-    "pt": "podem antes entregar no dia {day} de {month}?",
+    "en": ("can you deliver it on the {day}{th} of {month} instead?", "could you deliver it on the {word} of {month} instead"),
+    "es": ("me lo pueden entregar el {day} de {month} mejor?", "¿me lo podéis entregar el {word} de {month}?"),
+    "fr": ("vous pouvez plutôt livrer le {day} {month} ?", "vous pouvez livrer le {word} {month} plutôt ?"),
+    "de": ("könnt ihr stattdessen am {day}. {month} liefern?", "können Sie stattdessen am {word} {month} liefern?"),
+    "pt": ("podem antes entregar no dia {day} de {month}?", "podem antes entregar no dia {word} de {month}?"),
 }
 
 
@@ -102,15 +104,20 @@ def test_a_day_with_a_month_name_sets_that_day_in_five_languages(client, srv, pr
     tz = ZoneInfo("America/New_York")
     day = (utcnow().astimezone(tz) + timedelta(days=4)).date()
     th = "th" if day.day in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10, "th")
-    text = _ON_A_DAY[language].format(day=day.day, th=th, month=_MONTHS[language].split()[day.month - 1])
+    text = _ON_A_DAY[language][0].format(day=day.day, th=th, month=_MONTHS[language].split()[day.month - 1])
+    assert_rescheduled_to(client, srv, providers, assigned, text, day)
+
+
+def assert_rescheduled_to(client, srv, providers, ref, text, day):
+    """Eva asks `text` (yes to a "did you mean …?" if asked): the order's window is on `day`, New York time."""
     sms(client, EVA, text)
     srv.dispatcher.drain()
-    if [t for t, _ in event_types(srv, assigned)] == ["driver_assigned"]:  # asked "did you mean …?" first
+    if [t for t, _ in event_types(srv, ref)] == ["driver_assigned"]:  # asked "did you mean …?" first
         sms(client, EVA, "1")
         srv.dispatcher.drain()
-    order = order_of(srv, assigned)
-    assert order.window_start.astimezone(tz).date() == day, (text, texts_to(providers, EVA))
-    assert ("rescheduled", "customer") in event_types(srv, assigned)
+    order = order_of(srv, ref)
+    assert order.window_start.astimezone(ZoneInfo("America/New_York")).date() == day, (text, texts_to(providers, EVA))
+    assert ("rescheduled", "customer") in event_types(srv, ref)
 
 
 # --- bad input: ask again, change nothing ----------------------------------------------------------------
@@ -249,3 +256,14 @@ def test_a_failed_attempts_numbered_option_leads_to_the_neighbour(client, srv, p
     with srv.db.session() as session:
         request = session.scalars(select(CustomerRequest).order_by(CustomerRequest.id.desc())).first()
         assert request.kind == "change_address" and request.details["option"] == "neighbour"
+
+
+@pytest.mark.parametrize("language", ["en", "es", "fr", "de", "pt"])
+def test_a_day_in_words_sets_that_day_in_five_languages(client, srv, providers, assigned, language):
+    """'the twenty-third of June', 'el veintitrés de junio', 'le vingt-trois juin', 'am dreiundzwanzigsten Juni',
+    'dia vinte e três de junho': the window is that day (before, only 'first' was a day in words)."""
+    tz = ZoneInfo("America/New_York")
+    day = (utcnow().astimezone(tz) + timedelta(days=4)).date()
+    word = day_in_words(language, day.day)
+    text = _ON_A_DAY[language][1].format(word=word, month=_MONTHS[language].split()[day.month - 1])
+    assert_rescheduled_to(client, srv, providers, assigned, text, day)

@@ -4,6 +4,7 @@ it is unsure of, and acts on the one-tap yes with the first message's details.""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from db.models import Conversation, Handoff
@@ -67,9 +68,10 @@ def test_nah_not_really_declines_the_offer(client, srv, providers, seeded):
 
 
 # The two tests below use a message the current model puts in the grey zone of change_address
-# (probability ~0.62 since the third issue-10 data batch, 0.68 before); if the model moves it out, pick another.
-# ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87.)
-GREY_CHANGE = "I want to change the delivery"
+# (probability ~0.68 since the fifth issue-10 data batch); if the model moves it out, pick another.
+# ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87;
+# "I want to change the delivery" until the fifth, which made it sure too: 0.87.)
+GREY_CHANGE = "I'd like to change the delivery"
 
 
 def test_an_unsure_state_change_is_confirmed_with_one_tap_and_yes_acts(client, srv, providers, seeded):
@@ -97,12 +99,14 @@ def opted_out(srv, address: str) -> bool:
         return session.scalar(select(Conversation.opted_out).where(Conversation.address == address))
 
 
-# "I'd rather not get these messages": opt_out at ~0.64 (the backend accepts it, the policy's act
-# bar is 0.80); "could you mute the alerts": out_of_scope for the backend (opt_out ~0.48 < 0.5, and
-# out_of_scope ~0.37 over the veto), opt_out first in its ranking. Both in the grey zone of the current
+# "I'd rather not get these messages": opt_out at ~0.52 (the backend accepts it, the policy's act
+# bar is 0.80); "could you silence the alerts": out_of_scope for the backend (opt_out ~0.42 < 0.5, and
+# out_of_scope ~0.36 over the veto), opt_out first in its ranking. Both in the grey zone of the current
 # model (checked on the ranking; "can I turn off the alerts" was, until the second issue-10 data batch,
 # "I'd prefer fewer messages from you" until the third, which left it at opt_out 0.35: a clarifying
-# question, and "could you turn off the alerts" until the fourth, which made it sure: 0.85).
+# question, "could you turn off the alerts" until the fourth, which made it sure: 0.85, and "could you
+# mute the alerts" until the fifth, which left it at out_of_scope 0.50 over opt_out 0.35: a clarifying
+# question).
 def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, providers, seeded):
     body = sms(client, srv, providers, BEN, "I'd rather not get these messages")
     assert "Just to check, did you mean: Stop all messages from us?" in body
@@ -114,8 +118,56 @@ def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, pr
 
 def test_a_grey_opt_out_the_backend_refused_is_confirmed_too_and_no_keeps_the_messages(
         client, srv, providers, seeded):
-    body = sms(client, srv, providers, BEN, "could you mute the alerts")
+    body = sms(client, srv, providers, BEN, "could you silence the alerts")
     assert "Just to check, did you mean: Stop all messages from us?" in body
     assert sms(client, srv, providers, BEN, "no") == "All right. If you need anything else, just write."
     assert opted_out(srv, BEN) is False
     assert "won't receive any more messages" in sms(client, srv, providers, BEN, "STOP")  # keywords act
+
+
+# --- issue 10, fifth session: support-ticket registers and near misses (none of these lines is in the training
+# data; the batch nlu/data/<lang>_support_tickets.yml has others of their kind) ----------------------------------
+def test_a_ticket_subject_with_an_order_number_reports_a_problem(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "Shipment LM-10004 not received")
+    assert "passing you to a person" in body
+    [handoff] = handoffs(srv)
+    assert handoff.reason == "report_problem"
+
+
+def test_i_need_assistance_to_find_out_when_it_arrives_lists_bens_orders(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "I need assistance to find out when my parcel arrives")
+    assert "2 orders on the way" in body and "LM-10003" in body and "LM-10004" in body
+
+
+def test_could_you_help_me_to_change_the_shipping_address_asks_where(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "could you help me to change the shipping address")
+    assert body.startswith("Where should we deliver instead?"), body  # the change_address handler
+    assert handoffs(srv) == []
+
+
+def test_talk_2_a_real_human_reaches_a_person(client, srv, providers, seeded):
+    assert "passing you to a person" in sms(client, srv, providers, STRANGER, "talk 2 a real human pls")
+    [handoff] = handoffs(srv)
+    assert handoff.reason == "human_handoff"
+
+
+def test_text_me_less_often_offers_to_stop_the_messages(client, srv, providers, seeded):
+    """Was a clarifying question ("Sorry, I didn't understand that"); now opt_out, confirmed with one tap:
+    the bot cannot send fewer messages, only none."""
+    body = sms(client, srv, providers, BEN, "can you text me less often")
+    assert "Just to check, did you mean: Stop all messages from us?" in body
+    assert opted_out(srv, BEN) is False
+
+
+@pytest.mark.parametrize("text", [
+    "rate this book 4 stars", "when is the concert on Friday", "can you push my dentist appointment to Friday",
+    "any news on my visa application?",
+])
+def test_a_near_miss_sharing_a_word_with_an_action_changes_nothing(client, srv, providers, seeded, text):
+    """Rating a book, a concert's date, an appointment to move, an application's status: no action on an order."""
+    body = sms(client, srv, providers, BEN, text)
+    assert "Sorry, I didn't understand that" in body, body
+    assert handoffs(srv) == []
+    with srv.db.session() as session:
+        state = session.scalar(select(Conversation.state).where(Conversation.address == BEN))
+    assert "pending_intent" not in (state or {})

@@ -8,6 +8,7 @@ import pytest
 
 from nlu.dates import extract_datetimes
 from nlu.entities import addresses, languages, order_ids, postcodes, rating
+from tests.day_words import day_in_words
 
 NOW = datetime(2024, 5, 8, 10, 0)  # a Wednesday
 
@@ -204,9 +205,48 @@ def test_a_date_with_a_time_in_five_languages():
     assert _values("dia 5 de junho às 14h") == [("date", "2024-06-05"), ("time", "2024-06-05T14:00:00+02:00")]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("on the twenty-third", "2024-05-23"), ("by the twenty first please", "2024-05-21"), ("on the twelfth", "2024-05-12"),
+    ("the twenty-third of June", "2024-06-23"), ("June the twenty-first", "2024-06-21"), ("on the second", "2024-06-02"),
+    ("el cinco de junio", "2024-06-05"), ("el veintitrés de junio", "2024-06-23"), ("el día quince", "2024-05-15"),
+    ("le vingt-trois juin", "2024-06-23"), ("le deux juin", "2024-06-02"), ("le quinze", "2024-05-15"),
+    ("am dritten Juni", "2024-06-03"), ("am fünfundzwanzigsten Juni", "2024-06-25"), ("am zwölften", "2024-05-12"),
+    ("am dreiundzwanzigsten bitte", "2024-05-23"),
+    ("dia vinte e três de junho", "2024-06-23"), ("no dia quinze", "2024-05-15"), ("dia doze de junho", "2024-06-12"),
+])
+def test_day_numbers_in_words_in_five_languages(text, expected):
+    assert _values(text) == [("date", expected)], text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("the 3rd of next month", "2024-06-03"), ("on the third of next month", "2024-06-03"),
+    ("the 20th of this month", "2024-05-20"),
+    ("el 3 del mes que viene", "2024-06-03"), ("el día 3 del próximo mes", "2024-06-03"),
+    ("le 3 du mois prochain", "2024-06-03"), ("am 3. nächsten Monats", "2024-06-03"),
+    ("am dritten des nächsten Monats", "2024-06-03"), ("dia 3 do próximo mês", "2024-06-03"),
+    ("dia 3 do mês que vem", "2024-06-03"),
+])
+def test_a_day_of_next_month(text, expected):
+    assert _values(text) == [("date", expected)], text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("can you deliver in January instead", "2025-01-01"), ("next March", "2025-03-01"), ("in June please", "2024-06-01"),
+    ("in May", "2024-05-08"),  # this month: from today
+    ("next May", "2025-05-01"), ("early July", None), ("in early July", "2024-07-01"),
+    ("en enero", "2025-01-01"), ("el próximo marzo", "2025-03-01"), ("en mars", "2025-03-01"),
+    ("au mois de juin", "2024-06-01"), ("im Januar", "2025-01-01"), ("nächsten März", "2025-03-01"),
+    ("em janeiro", "2025-01-01"), ("no próximo mês de março", "2025-03-01"),
+])
+def test_a_month_without_a_day_is_its_first_day(text, expected):
+    assert _values(text) == ([("date", expected)] if expected else []), text
+
+
 @pytest.mark.parametrize("text", [
     "leave it on the 3rd floor", "I'm on the 2nd try", "I'd give it 3 out of 5", "le 5 rue de la Paix", "le 3e étage",
-    "it came 2 days ago", "the 31st of April", "on the twelfth",
+    "it came 2 days ago", "the 31st of April", "the first may be lost", "I may first check the box",
+    "from the first moment", "for the second time", "the first one was fine", "perdido en el mar", "the parcel of march",
+    "tres días", "I need two of them",
 ])
 def test_not_dates(text):
     assert [v for v in _values(text) if v[0] == "date"] == [], text
@@ -215,3 +255,13 @@ def test_not_dates(text):
 def test_numbers_that_are_not_times():
     assert _values("I have 3 kids") == []
     assert _values("gate code 4411") == []
+
+
+@pytest.mark.parametrize("language, template", [
+    ("en", "the {word} of June"), ("en", "June the {word}"), ("es", "el {word} de junio"), ("fr", "le {word} juin"),
+    ("de", "am {word} Juni"), ("pt", "dia {word} de junho"),
+])
+def test_every_day_of_a_month_in_words(language, template):
+    for day in range(1, 31):
+        text = template.format(word=day_in_words(language, day))
+        assert _values(text) == [("date", f"2024-06-{day:02d}")], text
