@@ -87,8 +87,10 @@ _SECRETS_IN_TEXT = [
     (re.compile(r"(start[= ]+)[A-Za-z0-9_-]{16,64}\b"), r"\1[token]"),       # Telegram deep links
     (re.compile(r"(tracking_token['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9_-]+"), r"\1[token]"),  # SQL parameters, reprs
     (re.compile(r"\blm_[A-Za-z0-9_-]{20,}"), "lm_[key]"),                    # API keys
-    (re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"),
-     "[token]"),                                                             # a bare 160-bit token
+    # A bare 160-bit token: 27 URL-safe characters with a digit and a letter, or both cases (about 1 token in 100
+    # has no digit at all; a snake_case name of 27 characters has neither).
+    (re.compile(r"(?<![A-Za-z0-9_-])(?:(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])|(?=[A-Za-z0-9_-]*[a-z])"
+                r"(?=[A-Za-z0-9_-]*[A-Z]))[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"), "[token]"),
 ]
 
 
