@@ -120,10 +120,10 @@ class Database:
         if self._turns is None or self._turns[0] != os.getpid():
             try:
                 fd = os.open(self._turns_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:  # a read-only or vanished folder: SQLite's busy handler alone, as before
-                return None
+            except OSError:  # a read-only or vanished folder: SQLite's busy handler alone, and not tried again
+                fd = -1       # on every session of this process
             self._turns = (os.getpid(), fd)
-        return self._turns[1]
+        return self._turns[1] if self._turns[1] >= 0 else None
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -147,7 +147,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._turns is not None and self._turns[0] == os.getpid():
+        if self._turns is not None and self._turns[0] == os.getpid() and self._turns[1] >= 0:
             os.close(self._turns[1])
         self._turns = None
 
