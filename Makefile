@@ -12,7 +12,7 @@ AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
 CATALOG_DIR := bot/translations
 LOCALES := es fr de pt
 
-.PHONY: help venv run test test-at test-sqlite test-pg lint i18n i18n-extract i18n-update i18n-compile migration cluster \
+.PHONY: help venv nlu-model run test test-at test-sqlite test-pg lint i18n i18n-extract i18n-update i18n-compile migration cluster \
         browser axe bench clean
 
 help:
@@ -30,21 +30,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-run: venv i18n-compile
+# The NLU model for the current data (nlu/.cache, ~30 s once; skipped while the data is unchanged).
+nlu-model: venv
 	@$(PY) -c "import sys; from nlu.embedded.artifact import artifact_path; sys.exit(not artifact_path().exists())" \
 	  || $(BIN)/lastmile nlu train
+
+run: venv i18n-compile nlu-model
 	LASTMILE_DEMO=true $(BIN)/lastmile demo seed
 	LASTMILE_DEMO=true LASTMILE_PUBLIC_BASE_URL="$${LASTMILE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}" \
 	  $(BIN)/lastmile serve --host $(HOST) --port $(PORT)
 
-test: venv i18n-compile browser axe
+# The model is trained first, alone: the test workers would otherwise each start on it at once.
+test: venv i18n-compile browser axe nlu-model
 	$(PY) -m pytest tests --ignore=tests/rasa_integration -p no:cacheprovider -n 2 --dist loadgroup
 
 # The suite with the clock moved (libfaketime; the clock starts at AT, UTC, and runs): dates near midnight, month
 # ends and DST changes in the customers' zones. `make test-at AT="2027-03-14 06:58:30"` (US spring forward).
 # The monotonic clock is moved too: with FAKETIME_DONT_FAKE_MONOTONIC=1 every time.sleep() fails with EINVAL
 # (libfaketime 0.9.10 and Python's clock_nanosleep), which is the tool's fault, not the code's.
-test-at: venv i18n-compile browser axe
+test-at: venv i18n-compile browser axe nlu-model
 	@test -n "$(AT)" || { echo 'usage: make test-at AT="2027-01-01 04:58:30" [TESTS=tests/test_notify.py]' >&2; exit 1; }
 	@command -v faketime >/dev/null || { echo "install Debian's faketime package (apt-get install faketime)" >&2; exit 1; }
 	FAKETIME_DONT_FAKE_MONOTONIC=0 faketime -f "@$(AT)" \
@@ -94,7 +98,7 @@ migration: venv
 	rm -f /tmp/lastmile-schema.db
 
 # The production topology as plain processes: migrate, 2 web nodes, 2 workers, 1 beat (local PostgreSQL + Redis).
-cluster: venv i18n-compile
+cluster: venv i18n-compile nlu-model
 	$(PY) deploy/cluster.py --database-url "$${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test}" \
 		--redis-url "$${LASTMILE_CELERY_BROKER_URL:-redis://127.0.0.1:6379/3}"
 

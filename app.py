@@ -269,6 +269,16 @@ def _register_blueprints(app: Flask, settings: dict[str, Any]) -> None:
         app.register_blueprint(simulator.bp)
 
 
+def preload() -> None:
+    """Import what the app imports on first use (python-telegram-bot, httpx, the API's typed models), so that
+    a server's workers share it from before the fork instead of each loading its own copy. Commands skip it."""
+    import importlib
+
+    for module in ("telegram", "telegram.error", "telegram.request", "httpx", "bot.web.api_models",
+                   "pydantic.json_schema"):
+        importlib.import_module(module)
+
+
 def make_dispatcher(app: Flask) -> OutboxDispatcher:
     """The outbox dispatcher of `app` (a thread in the web process, or a Celery worker's), with its periodic
     work: due scheduled jobs and the daily retention purge."""

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+# libyaml's parser when PyYAML was built with it (its wheels are): the same safe loading, ~10x faster.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 logger = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -112,7 +115,7 @@ def data_files(path: str | Path) -> list[Path]:
 
 def load_file(path: Path, into: TrainingData) -> None:
     """Add the content of one Rasa NLU file; the file stem names the language if it is one."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
     stem = path.stem.split("_")[0]
     language = stem if len(stem) == 2 else None
     for block in document.get("nlu") or []:

@@ -1,4 +1,7 @@
-"""Telegram Bot API: webhook verified by the secret-token header, sending with python-telegram-bot."""
+"""Telegram Bot API: webhook verified by the secret-token header, sending with python-telegram-bot.
+
+python-telegram-bot (and httpx) are imported where they are used: ~0.4 s of CPU that every process importing the
+app paid, each `lastmile` command included. `lastmile serve` imports them before forking (app.preload)."""
 
 from __future__ import annotations
 
@@ -8,17 +11,16 @@ import hmac
 import logging
 import threading
 from collections.abc import Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from flask import Request
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.request import HTTPXRequest
 
 from bot.channels.base import BadPayload, Channel, MediaSource, SendError, checked
 from bot.core.config import get
 from bot.core.messages import Inbound, Location, Media, Reply
+
+if TYPE_CHECKING:
+    from telegram import Bot, Update
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs, which carry the bot token
@@ -69,6 +71,8 @@ class TelegramChannel(Channel):
         (channel posts, inline queries, polls, member changes...), BadPayload when malformed."""
         if not HANDLED.intersection(data):
             return []  # acknowledged and ignored: Telegram would otherwise redeliver it
+        from telegram import Update
+
         try:
             update = Update.de_json(_lenient(data), None)
             inbound = _from_update(update) if update is not None else None
@@ -83,6 +87,9 @@ class TelegramChannel(Channel):
 
     # --- outbound --------------------------------------------------------------------------
     def bot(self) -> Bot:
+        from telegram import Bot
+        from telegram.request import HTTPXRequest
+
         with self._lock:
             if self._bot is None:
                 if not self.token:
@@ -120,6 +127,10 @@ class TelegramChannel(Channel):
     def send(self, reply: Reply, to: str, *, ref: str | None = None) -> str:
         # Telegram has no idempotency key and no way for a bot to list the messages it sent: a send whose
         # outcome is unknown can only be sent again (at least once); see docs/reliability.md.
+        import httpx
+        from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+        from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+
         bot = self.bot()
         try:
             chat_id = int(to)
@@ -168,6 +179,8 @@ class TelegramChannel(Channel):
             raise SendError("not a Telegram file id", permanent=True)
         if not self.token:
             raise SendError("TELEGRAM_BOT_TOKEN is not set", permanent=True)
+        import httpx
+
         base = str(self.settings.get("api_base_url", "https://api.telegram.org")).rstrip("/")
         try:
             response = httpx.post(f"{base}/bot{self.token}/getFile", json={"file_id": file_id},
@@ -208,6 +221,8 @@ class TelegramChannel(Channel):
     def answer_callback(self, query_id: str, text: str | None = None) -> bool:
         """answerCallbackQuery through the Bot API (polling mode, where there is no webhook to reply to).
         False when Telegram refused (a query older than its limit): the spinner has stopped by then anyway."""
+        from telegram.error import TelegramError
+
         try:
             return bool(self.run(self.bot().answer_callback_query(query_id, text=text[:200] if text else None)))
         except (TelegramError, concurrent.futures.TimeoutError) as exc:

@@ -32,6 +32,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     import nlu
 
     nlu.warm_up(srv.nlu)  # the model and the language detector, before forking: workers share them
+    from app import preload
+
+    preload()  # and the modules imported on first use
     srv.db.dispose()  # gunicorn forks: each worker opens its own connections
     if srv.config["app"]["demo"]:
         click.echo(f"lastmile demo: open http://{host}:{port}/simulator to chat with the bot")

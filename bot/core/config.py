@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's parser when PyYAML was built with it (its wheels are): the same safe loading, ~10x faster.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config.yml"
 
 # Environment variable -> dotted config key. A value is text unless the key's default in config.yml
@@ -187,7 +190,7 @@ def _set_generic(config: dict[str, Any], env_name: str, raw: str, schema: dict[s
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):

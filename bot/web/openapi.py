@@ -3,52 +3,60 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, jsonify, render_template
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 
 from bot.core.services import services
-from bot.web import api_models as m
 from bot.web.apispec import OPERATIONS, Operation
 from bot.web.problems import CODES, MEDIA_TYPE
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 bp = Blueprint("openapi", __name__)
 TITLE, VERSION = "lastmile carrier API", "1.1.0"
 REF = "#/components/schemas/{model}"
 
-# What each operation answers on success, by operationId (the view's name) and status.
-RESPONSES: dict[str, dict[int, type[BaseModel] | None]] = {
-    "put_order": {200: m.OrderSaved, 201: m.OrderSaved},
-    "post_event": {200: m.EventSaved, 201: m.EventSaved},
-    "get_order": {200: m.OrderRead},
-    "list_orders": {200: m.OrderPage},
-    "batch_orders": {200: m.BatchResult},
-    "put_driver": {200: m.DriverSaved, 201: m.DriverSaved},
-    "put_brand": {200: m.BrandSaved, 201: m.BrandSaved},
-    "get_brand": {200: m.BrandRead},
-    "list_brands": {200: m.BrandList},
-    "list_brand_messages": {200: m.BrandMessages},
-    "put_brand_message": {200: m.MessageTextSaved},
-    "delete_brand_message": {200: m.MessageTextSaved},
-    "list_brand_message_versions": {200: m.MessageTextVersions},
-    "preview_brand_message": {200: m.MessagePreview},
-    "list_handoffs": {200: m.HandoffList},
-    "take_handoff": {200: m.HandoffRead},
-    "release_handoff": {200: m.HandoffRead},
-    "close_handoff": {200: m.HandoffRead},
-    "list_messages": {200: m.MessageList},
-    "post_message": {201: m.MessageSent},
-    "export_customer": {200: m.PersonExport},
-    "erase_customer": {200: m.Erased},
-    "create_webhook_endpoint": {201: m.WebhookEndpointRead},
-    "list_webhook_endpoints": {200: m.WebhookEndpointList},
-    "get_webhook_endpoint": {200: m.WebhookEndpointRead},
-    "update_webhook_endpoint": {200: m.WebhookEndpointRead},
-    "delete_webhook_endpoint": {204: None},
-    "rotate_webhook_endpoint_secret": {200: m.WebhookEndpointRead},
-}
+
+@cache
+def responses() -> dict[str, dict[int, type[BaseModel] | None]]:
+    """What each operation answers on success, by operationId (the view's name) and status. The typed models
+    (pydantic) are imported on the first request for the document, not by every process that imports the app:
+    they cost ~0.4 s of CPU, which each `lastmile` command paid."""
+    from bot.web import api_models as m
+
+    return {
+        "put_order": {200: m.OrderSaved, 201: m.OrderSaved},
+        "post_event": {200: m.EventSaved, 201: m.EventSaved},
+        "get_order": {200: m.OrderRead},
+        "list_orders": {200: m.OrderPage},
+        "batch_orders": {200: m.BatchResult},
+        "put_driver": {200: m.DriverSaved, 201: m.DriverSaved},
+        "put_brand": {200: m.BrandSaved, 201: m.BrandSaved},
+        "get_brand": {200: m.BrandRead},
+        "list_brands": {200: m.BrandList},
+        "list_brand_messages": {200: m.BrandMessages},
+        "put_brand_message": {200: m.MessageTextSaved},
+        "delete_brand_message": {200: m.MessageTextSaved},
+        "list_brand_message_versions": {200: m.MessageTextVersions},
+        "preview_brand_message": {200: m.MessagePreview},
+        "list_handoffs": {200: m.HandoffList},
+        "take_handoff": {200: m.HandoffRead},
+        "release_handoff": {200: m.HandoffRead},
+        "close_handoff": {200: m.HandoffRead},
+        "list_messages": {200: m.MessageList},
+        "post_message": {201: m.MessageSent},
+        "export_customer": {200: m.PersonExport},
+        "erase_customer": {200: m.Erased},
+        "create_webhook_endpoint": {201: m.WebhookEndpointRead},
+        "list_webhook_endpoints": {200: m.WebhookEndpointList},
+        "get_webhook_endpoint": {200: m.WebhookEndpointRead},
+        "update_webhook_endpoint": {200: m.WebhookEndpointRead},
+        "delete_webhook_endpoint": {204: None},
+        "rotate_webhook_endpoint_secret": {200: m.WebhookEndpointRead},
+    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -86,25 +94,30 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                "description": "A retry with the same key and body replays the first answer (docs/api.md#idempotency)"}
 
-WEBHOOKS: dict[str, tuple[str, type[BaseModel]]] = {
-    "order.event": ("An order change made through the bot (driver command, reroute, instruction)",
-                    m.OrderEventPayload),
-    "handoff.opened": ("A conversation was handed to people", m.HandoffPayload),
-    "handoff.released": ("An agent gave the conversation back to the bot", m.HandoffPayload),
-    "handoff.closed": ("A handoff was closed", m.HandoffPayload),
-    "rating.recorded": ("A customer rated a delivery", m.RatingPayload),
-    "conversation.opted_out": ("A person replied STOP: they get nothing more", m.ConversationPayload),
-    "conversation.opted_in": ("A person replied START again", m.ConversationPayload),
-    "message.failed": ("A message to a person failed for good: refused, or reported undelivered by the provider",
-                       m.MessageFailedPayload),
-    # To a brand's seller.webhook_url (PUT /api/v1/brands/{ref}), signed with its seller.webhook_secret.
-    "seller.failed_attempt": ("To a brand's seller: a delivery attempt failed, with the reason", m.SellerPayload),
-    "seller.customer_choice": ("To a brand's seller: after a failed attempt the customer chose another day, "
-                               "address, a neighbour or a pickup point", m.SellerPayload),
-    "seller.delivery_exception": ("To a brand's seller: the order was cancelled", m.SellerPayload),
-    "seller.low_rating": ("To a brand's seller: a rating at or below seller.low_rating_at_most, or the comment "
-                          "that followed it", m.SellerPayload),
-}
+@cache
+def webhooks() -> dict[str, tuple[str, type[BaseModel]]]:
+    """The webhooks we send: a description and the model of the body, by event type."""
+    from bot.web import api_models as m
+
+    return {
+        "order.event": ("An order change made through the bot (driver command, reroute, instruction)",
+                        m.OrderEventPayload),
+        "handoff.opened": ("A conversation was handed to people", m.HandoffPayload),
+        "handoff.released": ("An agent gave the conversation back to the bot", m.HandoffPayload),
+        "handoff.closed": ("A handoff was closed", m.HandoffPayload),
+        "rating.recorded": ("A customer rated a delivery", m.RatingPayload),
+        "conversation.opted_out": ("A person replied STOP: they get nothing more", m.ConversationPayload),
+        "conversation.opted_in": ("A person replied START again", m.ConversationPayload),
+        "message.failed": ("A message to a person failed for good: refused, or reported undelivered by the provider",
+                           m.MessageFailedPayload),
+        # To a brand's seller.webhook_url (PUT /api/v1/brands/{ref}), signed with its seller.webhook_secret.
+        "seller.failed_attempt": ("To a brand's seller: a delivery attempt failed, with the reason", m.SellerPayload),
+        "seller.customer_choice": ("To a brand's seller: after a failed attempt the customer chose another day, "
+                                   "address, a neighbour or a pickup point", m.SellerPayload),
+        "seller.delivery_exception": ("To a brand's seller: the order was cancelled", m.SellerPayload),
+        "seller.low_rating": ("To a brand's seller: a rating at or below seller.low_rating_at_most, or the comment "
+                              "that followed it", m.SellerPayload),
+    }
 SIGNATURE_HEADERS = {
     "webhook-id": "msg_…, the same on every retry of one message",
     "webhook-timestamp": "Unix seconds when this attempt was sent",
@@ -113,10 +126,14 @@ SIGNATURE_HEADERS = {
 
 
 def openapi_document(server: str) -> dict[str, Any]:
+    from pydantic.json_schema import models_json_schema
+
+    from bot.web import api_models as m
+
     bodies = {op.operation_id: m.request_model(_camel(op.operation_id) + "Body", op.body)
               for op in OPERATIONS if op.body is not None}
-    models: set[type[BaseModel]] = {model for statuses in RESPONSES.values() for model in statuses.values() if model}
-    models |= {model for _, model in WEBHOOKS.values()}
+    models: set[type[BaseModel]] = {model for statuses in responses().values() for model in statuses.values() if model}
+    models |= {model for _, model in webhooks().values()}
     models |= {m.Problem, m.WebhookMessage, *bodies.values()}
     _, schemas = models_json_schema([(model, "validation" if model in bodies.values() else "serialization")
                                      for model in sorted(models, key=lambda x: x.__name__)], ref_template=REF)
@@ -131,7 +148,7 @@ def openapi_document(server: str) -> dict[str, Any]:
         "servers": [{"url": server}],
         "tags": [{"name": t} for t in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
-        "webhooks": {name: _webhook(name, text, model) for name, (text, model) in WEBHOOKS.items()},
+        "webhooks": {name: _webhook(name, text, model) for name, (text, model) in webhooks().items()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "`lastmile apikey create NAME`"}},
@@ -145,7 +162,7 @@ def _operation(op: Operation, body: type[BaseModel] | None) -> dict[str, Any]:
                              "parameters": [_path_parameter(name, kind) for name, kind in op.path_types.items()]
                              + QUERY.get(op.operation_id, []) + ([IDEMPOTENCY] if op.method == "POST" else []),
                              "responses": {}}
-    success = RESPONSES.get(op.operation_id, {})
+    success = responses().get(op.operation_id, {})
     for code, text in sorted(op.responses.items()):
         if code >= 400:
             content = {MEDIA_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}}

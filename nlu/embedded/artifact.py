@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -116,11 +117,35 @@ def artifact_path(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Pat
 def load_or_train(data_dir: Path = DATA_DIR, cache_dir: Path = CACHE_DIR) -> Artifact:
     """The cached artifact for the current data, trained (and cached) first if missing."""
     path = artifact_path(data_dir, cache_dir)
-    if path.exists():
-        try:
-            return Artifact.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
+    # Processes that start together (test workers, gunicorn nodes on one disk) train once: the others wait on
+    # the lock and load what the first one saved. A read-only cache folder trains without the lock.
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = os.open(cache_dir / "train.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return _train_and_save(data_dir, cache_dir, path)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = _load_cached(path)
+        return cached if cached is not None else _train_and_save(data_dir, cache_dir, path)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _load_cached(path: Path) -> Artifact | None:
+    if not path.exists():
+        return None
+    try:
+        return Artifact.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
+        return None
+
+
+def _train_and_save(data_dir: Path, cache_dir: Path, path: Path) -> Artifact:
     logger.info("training the NLU model for this data (once; about 30 s, `lastmile nlu train` shows progress)")
     artifact = train(load_training_data(data_dir), key=path.stem)
     artifact.save(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 from nlu import backend_from_config
 from nlu.embedded import EmbeddedBackend
 from nlu.embedded.artifact import artifact_path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("text", "intent"), [
@@ -131,6 +135,37 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
     changed.artifact  # noqa: B018
     new = artifact_path(data, cache)
     assert new != old and new.exists() and not old.exists()
+
+
+TRAIN_ONE = """
+import logging, sys, time
+from pathlib import Path
+from nlu.embedded.artifact import load_or_train
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+go = Path(sys.argv[3])
+(go.parent / f"ready-{sys.argv[4]}").touch()
+while not go.exists():
+    time.sleep(0.005)
+load_or_train(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_processes_that_start_together_train_once(tmp_path: Path):
+    # Test workers, or gunicorn nodes on one disk, started on a fresh checkout: one trains, the others wait
+    # and load its model (before, each trained, and two test workers took ~90 s instead of ~30 s).
+    data, cache, go = tmp_path / "data", tmp_path / "cache", tmp_path / "go"
+    data.mkdir()
+    (data / "core.yml").write_text(TINY_DATA, encoding="utf-8")
+    processes = [subprocess.Popen([sys.executable, "-c", TRAIN_ONE, str(data), str(cache), str(go), str(n)],
+                                  stderr=subprocess.PIPE, text=True, cwd=ROOT) for n in range(4)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.touch()  # all four imported and waiting: released together
+    logs = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], logs
+    assert sum(log.count("training the NLU model") for log in logs) == 1, logs
+    assert list(cache.glob("embedded-*.npz")) == [artifact_path(data, cache)]
 
 
 def test_training_takes_seconds(embedded):

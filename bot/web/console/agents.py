@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -23,10 +23,15 @@ from db.session import rows_changed
 logger = logging.getLogger(__name__)
 
 HASHER = PasswordHasher()
-# Verified when the username is unknown, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
 ROLES = ("agent", "supervisor")
 THROTTLE_CHANNEL = "console_login"  # rows in verification_attempts: address "user:<name>" / "ip:<addr>"
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so that a wrong name costs as long as a wrong password. Made on
+    first use: hashing takes ~0.3 s of CPU, which every process start (each CLI command) paid before."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -113,7 +118,7 @@ def record_attempt(session: Session, keys: list[str], succeeded: bool) -> None:
 def authenticate(session: Session, username: str, password: str) -> Agent | None:
     """The agent if the password is right; the same work is done for an unknown username."""
     agent = session.scalar(select(Agent).where(Agent.username == username.strip().lower()))
-    stored = agent.password_hash if agent is not None and agent.active else _DUMMY_HASH
+    stored = agent.password_hash if agent is not None and agent.active else _dummy_hash()
     try:
         HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
