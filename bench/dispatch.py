@@ -34,19 +34,6 @@ def serve_fake(pipe, stop) -> None:  # in a child process
     fake.stop()
 
 
-def bench_schema(url: str) -> str:
-    """A schema of its own in the PostgreSQL database (`bench_dispatch`, dropped and made again): `url` with
-    every connection's search_path set to it."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS bench_dispatch CASCADE"))
-        connection.execute(text("CREATE SCHEMA bench_dispatch"))
-    engine.dispose()
-    return url + ("&" if "?" in url else "?") + "options=-csearch_path%3Dbench_dispatch"
-
-
 def run(database_url: str, rows: int, lanes: int, concurrency: int) -> dict[str, float]:
     from sqlalchemy import event, func, select
 
@@ -125,7 +112,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results.append(("SQLite", run(f"sqlite:///{tmp}/dispatch.db", args.rows, lanes, args.concurrency)))
     if args.database_url:
-        results.append(("PostgreSQL", run(bench_schema(args.database_url), args.rows, lanes, args.concurrency)))
+        from bench.fuzz import pg_schema_url
+
+        results.append(("PostgreSQL", run(pg_schema_url(args.database_url, "bench_dispatch"), args.rows, lanes,
+                                          args.concurrency)))
     print(f"{'database':<11} {'sent/s':>7} {'CPU ms/row':>10} {'SQL/row':>8} {'commits/row':>11} {'load':>5}")
     for name, r in results:
         print(f"{name:<11} {r['rate']:>7.0f} {r['cpu_ms']:>10.2f} {r['statements']:>8.2f} {r['commits']:>11.2f} "
