@@ -13,7 +13,7 @@ import sys
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.core.config import ConfigError
 from bot.web.console.agents import create_agent
@@ -384,6 +384,40 @@ def test_a_hostile_api_path_is_refused_and_still_audited(client, srv, auth):
     with srv.db.session() as session:
         [target] = session.scalars(select(AuditEntry.target).where(AuditEntry.actor_type == "api_key")).all()
     assert target == "/api/v1/orders/a\\x00b/events"
+
+
+def test_every_order_event_is_audited_once_with_its_outcome(client, srv, auth):
+    """An accepted event is audited in its own transaction (one write, not two); a duplicate, an idempotent replay
+    and a refusal are audited too, each once, with the status the carrier got."""
+    put_order(client, auth, ref="LM-78")
+    path = "/api/v1/orders/LM-78/events"
+    transactions: list[list[str]] = [[]]
+
+    def statement(_conn, _cursor, sql, *_args) -> None:
+        transactions[-1].append(sql.split("(")[0].strip())
+
+    def commit(_conn) -> None:
+        transactions.append([])
+
+    event.listen(srv.db.engine, "before_cursor_execute", statement)
+    event.listen(srv.db.engine, "commit", commit)
+    first = client.post(path, json={"type": "out_for_delivery", "idempotency_key": "k1"}, headers=auth).status_code
+    event.remove(srv.db.engine, "before_cursor_execute", statement)
+    event.remove(srv.db.engine, "commit", commit)
+    writes = [t for t in transactions if any(sql.startswith(("INSERT", "UPDATE")) for sql in t)]
+    assert len(writes) == 1 and "INSERT INTO audit_log" in writes[0] and "INSERT INTO order_events" in writes[0]
+    statuses = [first,
+                client.post(path, json={"type": "out_for_delivery", "idempotency_key": "k1"}, headers=auth).status_code,
+                client.post(path, json={"type": "delivered"}, headers={**auth, "Idempotency-Key": "h1"}).status_code,
+                client.post(path, json={"type": "delivered"}, headers={**auth, "Idempotency-Key": "h1"}).status_code,
+                client.post("/api/v1/orders/LM-404/events", json={"type": "delivered"}, headers=auth).status_code,
+                client.post(path, json={"type": "teleported"}, headers=auth).status_code]
+    assert statuses == [201, 200, 201, 201, 404, 422]
+    with srv.db.session() as session:
+        rows = [(e.target, e.details.get("status")) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "api POST /api/v1/orders/<ref>/events").order_by(AuditEntry.id))]
+    assert rows == [(path, 201), (path, 200), (path, 201), (path, 201), ("/api/v1/orders/LM-404/events", 404),
+                    (path, 422)]
 
 
 def test_worker_without_a_secret_key_stops_with_one_clear_line(tmp_path):

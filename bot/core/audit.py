@@ -68,16 +68,21 @@ def init_app(app: Flask) -> None:
     def audit_api_writes(response: Response) -> Response:
         if request.method not in WRITE_METHODS or g.get("api_key_id") is None or g.get("audited"):
             return response
-        rule = request.url_rule.rule if request.url_rule else request.path
         from bot.core.services import services
 
         try:
             with services().db.session() as session:
-                record_api(session, f"api {request.method} {rule}"[:60], target=request.path[:200],
-                           status=response.status_code)
+                record_api_write(session, response.status_code)
         except Exception:  # the answer is already decided; a failed audit write is logged, not raised
             logger.exception("audit: could not record an API write")
         return response
+
+
+def record_api_write(session: Session, status: int) -> AuditEntry:
+    """The entry of this API write. A hot view (an order event) records it in its own transaction, one write
+    instead of two, and sets `g.audited` once that has committed; otherwise `audit_api_writes` records it after."""
+    rule = request.url_rule.rule if request.url_rule else request.path
+    return record_api(session, f"api {request.method} {rule}"[:60], target=request.path[:200], status=status)
 
 
 # --- tracking tokens out of every log line ------------------------------------------------------

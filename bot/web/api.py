@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bot.core import emails
+from bot.core import audit, emails
 from bot.core.services import services
 from bot.domain import brands as brand_rules
 from bot.domain import orders as order_rules
@@ -327,8 +327,11 @@ def post_event(ref: str):
         session.flush()
         body = {"event": event_json(result.event), "applied": result.applied, "duplicate": not result.created,
                 "order": order_json(order, services().config, events=False)}
+        status = 201 if result.created else 200
+        audit.record_api_write(session, status)
+    g.audited = True
     srv.after_commit()
-    return jsonify(body), 201 if result.created else 200
+    return jsonify(body), status
 
 
 def _event_rules(data: dict[str, Any]) -> list[dict[str, str]]:
