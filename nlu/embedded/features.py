@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from nlu.embedded.wrappers import placeholders, unwrap
+from nlu.embedded.wrappers import placeholders, unaddress, unwrap
 
 _REPEAT = re.compile(r"(.)\1{2,}")
 _DIGIT = re.compile(r"\d")
@@ -23,9 +23,9 @@ def fold(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """fold(), placeholders as words, wrappers off (`wrappers`), then letters repeated 3+ times
-    squeezed to 2 and digits to 0."""
-    text = _REPEAT.sub(r"\1\1", unwrap(placeholders(fold(text))))
+    """fold(), placeholders as words, salutations, letter openings and closings off, wrappers off
+    (`wrappers`), then letters repeated 3+ times squeezed to 2 and digits to 0."""
+    text = _REPEAT.sub(r"\1\1", unwrap(unaddress(placeholders(fold(text)))))
     return _DIGIT.sub("0", text)
 
 

@@ -1,8 +1,13 @@
-"""Robust text handling before features: placeholders become words, and "help me to ..." /
-"I need assistance with ..." wrappers are taken off a request, in the five languages.
+"""Robust text handling before features: placeholders become words, "help me to ..." /
+"I need assistance with ..." wrappers are taken off a request, and so are salutations and letter
+openings before it ("Bonjour madame, ...", "Sehr geehrte Damen und Herren, ...", "Olá, boa tarde,
+...") and a letter's closing after it ("Cordialement", "Mit freundlichen Grüßen, Anna"), in the
+five languages.
 
 Works on folded text (`features.fold`: lowercase, no accents, straight apostrophes). A wrapper
-is removed only when at least two words remain, so "help me" and "I need help" stay `help`.
+comes off only when at least two words remain, so "help me", "I need help" stay `help`; a
+salutation only before three words or more, so "bonjour madame", "olá, tudo bem", "hola de nuevo"
+stay `greet`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,53 @@ _WRAPPERS = [
 _WRAPPER = re.compile(r"(?<!\w)(?:" + "|".join(_WRAPPERS) + r")")
 _WORD = re.compile(r"\w+")
 MIN_WORDS_LEFT = 2
+# a salutation comes off only before a message of its own: "hola de nuevo", "bonjour à vous", "olá,
+# tudo bem" keep their greeting (they are `greet`)
+MIN_WORDS_AFTER_SALUTATION = 3
+
+# Who a salutation is addressed to: "hi team", "bonjour madame", "hallo zusammen", "olá pessoal"
+_TO = (r"(?:there|all|everyone|everybody|guys|folks|team|support(?:\s+team)?|"
+       r"a\s+todos|todos|chicos|equipo|senor(?:a|ita)?|"
+       r"madame|monsieur|mademoiselle|messieurs|tout\s+le\s+monde|(?:l')?equipe|"
+       r"zusammen|leute|allerseits|(?:herr|frau)\s+[^\s,:;.!?]+|"
+       r"pessoal|gente|equipa|equipe|senhor(?:a)?)")
+# A letter's formal address, up to its comma: "Dear Sir or Madam,", "Estimados señores:",
+# "Sehr geehrte Frau Weber,", "Prezados senhores,", "Chère équipe,"
+_ADDRESS = (r"(?:dear|to\s+whom\s+it\s+may\s+concern|estimad[oa]s?|muy\s+senor(?:es)?(?:\s+mios)?|"
+            r"a\s+quien\s+corresponda|cher|chere|chers|cheres|a\s+qui\s+de\s+droit|"
+            r"sehr\s+geehrte[rs]?|liebe[rs]?\s+(?:team|kundenservice|kundendienst|damen|frau|herr)|prezad[oa]s?|"
+            r"car[oa]s?\s+(?:senhor|senhora|equip|cliente|apoio|suporte|servico|atendimento|amig)|exm[oa]s?\.?|"
+            r"ilustrissim[oa]s?)(?:\s+[^\s,:;.!?]+){0,5}\s*[,:;]")
+_GREETING = (r"(?:hi|hello|hey|hiya|heya|howdy|greetings|good\s+(?:morning|afternoon|evening|day)|"
+             r"hola|buenas\s+(?:tardes|noches)|buen(?:os)?\s+dias?|buenas|saludos|"
+             r"bonjour|bonsoir|salut|coucou|allo|re\s*bonjour|"
+             r"hallo|servus|moin(?:\s+moin)?|gruezi|gruss\s+gott|gruess\s+gott|"
+             r"guten\s+(?:tag|morgen|abend)|"
+             r"ola|oi|oie|bom\s+dia|boa\s+(?:tarde|noite))")
+# "hola, ¿qué tal?", "oi, tudo bem?", "salut ça va ?", "hi, how are you?": small talk in the
+# opening, only when a question mark or a comma closes it
+_HOW_ARE_YOU = (r"(?:how\s+are\s+(?:you|u)(?:\s+doing)?|hope\s+(?:you're|you\s+are)\s+well|"
+                r"que\s+tal|como\s+estas?|ca\s+va|comment\s+allez[- ]vous|"
+                r"wie\s+geht(?:'s|s|\s+es)?(?:\s+(?:ihnen|dir))?|"
+                r"tudo\s+(?:bem|bom|certo)|como\s+vai(?:\s+(?:voce|o\s+senhor|a\s+senhora))?)\s*[?,!.]")
+_OPENING = re.compile(
+    rf"^\s*(?:{_ADDRESS}|{_GREETING}(?:\s+{_TO})?\b[\s,:;.!?¡¿-]*(?:{_HOW_ARE_YOU})?|{_HOW_ARE_YOU})[\s,:;.!?¡-]*")
+# A letter's closing at the end, after a punctuation mark or a line break, with a name of up to
+# three words: "..., Cordialement, Marie Dupont" ("I'm writing with regards to my order" keeps its words)
+_CLOSING = re.compile(
+    r"(\s*[.!?]?)[\s,.;!?-]*(?<=[,.;!?\n])\s*(?:(?:kind|best|warm|many)\s+regards|regards|sincerely(?:\s+yours)?|yours\s+(?:sincerely|faithfully)|"
+    r"(?:un\s+)?saludo(?:s)?(?:\s+cordiales)?|atentamente|cordialmente|"
+    r"(?:bien\s+|tres\s+)?cordialement|salutations(?:\s+distinguees)?|bien\s+a\s+vous|"
+    r"mit\s+freundlichen\s+grussen|(?:viele|beste|liebe|freundliche)\s+grusse|mfg|lg|vg|"
+    r"atenciosamente|cumprimentos|(?:um\s+)?abraco|att\.?)"
+    r"(?:[\s,]+[^\s,.!?]+){0,3}[\s.!]*$")
+
+
+def _if_enough_left(stripped: str, original: str, min_words: int = MIN_WORDS_LEFT) -> str:
+    """`stripped` (spaces squeezed) when something was removed and at least `min_words` words remain."""
+    if stripped != original and len(_WORD.findall(stripped)) >= min_words:
+        return " ".join(stripped.split())
+    return original
 
 
 def placeholders(folded: str) -> str:
@@ -57,7 +109,17 @@ def placeholders(folded: str) -> str:
 
 def unwrap(folded: str) -> str:
     """The request without a "help me to ..." wrapper (when at least two words remain)."""
-    stripped = _WRAPPER.sub(" ", folded, count=1)
-    if stripped != folded and len(_WORD.findall(stripped)) >= MIN_WORDS_LEFT:
-        return " ".join(stripped.split())
-    return folded
+    return _if_enough_left(_WRAPPER.sub(" ", folded, count=1), folded)
+
+
+def unaddress(folded: str) -> str:
+    """The message without its salutations or letter opening ("bonjour madame, ...", "sehr
+    geehrte damen und herren, ...", "ola, boa tarde, ...") and its closing ("cordialement"),
+    when at least three words remain."""
+    stripped = folded
+    for _ in range(3):  # "hola, buenas tardes, ..." / "olá, bom dia, tudo bem? ..."
+        shorter = _OPENING.sub("", stripped, count=1)
+        if shorter == stripped:
+            break
+        stripped = shorter
+    return _if_enough_left(_CLOSING.sub(r"\1", stripped, count=1), folded, MIN_WORDS_AFTER_SALUTATION)

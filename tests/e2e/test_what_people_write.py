@@ -68,10 +68,11 @@ def test_nah_not_really_declines_the_offer(client, srv, providers, seeded):
 
 
 # The two tests below use a message the current model puts in the grey zone of change_address
-# (probability ~0.68 since the fifth issue-10 data batch); if the model moves it out, pick another.
-# ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87;
-# "I want to change the delivery" until the fifth, which made it sure too: 0.87.)
-GREY_CHANGE = "I'd like to change the delivery"
+# (probability ~0.70, out_of_scope ~0.26, since the sixth issue-10 session); if the model moves it out, pick
+# another. ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87;
+# "I want to change the delivery" until the fifth, which made it sure too: 0.87; "I'd like to change the
+# delivery" until the sixth, which made it reschedule 0.75.)
+GREY_CHANGE = "I want it to go elsewhere"
 
 
 def test_an_unsure_state_change_is_confirmed_with_one_tap_and_yes_acts(client, srv, providers, seeded):
@@ -99,14 +100,15 @@ def opted_out(srv, address: str) -> bool:
         return session.scalar(select(Conversation.opted_out).where(Conversation.address == address))
 
 
-# "I'd rather not get these messages": opt_out at ~0.52 (the backend accepts it, the policy's act
-# bar is 0.80); "could you silence the alerts": out_of_scope for the backend (opt_out ~0.42 < 0.5, and
-# out_of_scope ~0.36 over the veto), opt_out first in its ranking. Both in the grey zone of the current
+# "I'd rather not get these messages": opt_out at ~0.64 (the backend accepts it, the policy's act
+# bar is 0.80); "the alerts are too much": out_of_scope for the backend (opt_out ~0.46 < 0.5, and
+# out_of_scope ~0.34 over the veto), opt_out first in its ranking. Both in the grey zone of the current
 # model (checked on the ranking; "can I turn off the alerts" was, until the second issue-10 data batch,
 # "I'd prefer fewer messages from you" until the third, which left it at opt_out 0.35: a clarifying
-# question, "could you turn off the alerts" until the fourth, which made it sure: 0.85, and "could you
+# question, "could you turn off the alerts" until the fourth, which made it sure: 0.85, "could you
 # mute the alerts" until the fifth, which left it at out_of_scope 0.50 over opt_out 0.35: a clarifying
-# question).
+# question, and "could you silence the alerts" until the sixth session, which left it at out_of_scope 0.45
+# over opt_out 0.36).
 def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, providers, seeded):
     body = sms(client, srv, providers, BEN, "I'd rather not get these messages")
     assert "Just to check, did you mean: Stop all messages from us?" in body
@@ -118,7 +120,7 @@ def test_an_unsure_opt_out_is_confirmed_before_the_messages_stop(client, srv, pr
 
 def test_a_grey_opt_out_the_backend_refused_is_confirmed_too_and_no_keeps_the_messages(
         client, srv, providers, seeded):
-    body = sms(client, srv, providers, BEN, "could you silence the alerts")
+    body = sms(client, srv, providers, BEN, "the alerts are too much")
     assert "Just to check, did you mean: Stop all messages from us?" in body
     assert sms(client, srv, providers, BEN, "no") == "All right. If you need anything else, just write."
     assert opted_out(srv, BEN) is False
@@ -171,3 +173,35 @@ def test_a_near_miss_sharing_a_word_with_an_action_changes_nothing(client, srv, 
     with srv.db.session() as session:
         state = session.scalar(select(Conversation.state).where(Conversation.address == BEN))
     assert "pending_intent" not in (state or {})
+
+
+# --- issue 10, sixth session: a salutation or a letter's opening before a request asked as a procedure, in French,
+# German and Portuguese (none of these lines is in the training data; nlu/data/<lang>_howto_and_letters.yml has
+# others of their kind, and nlu/embedded/wrappers.py takes the salutation off) -------------------------------------
+def test_a_french_status_ask_after_bonjour_madame_lists_bens_orders(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "Bonjour madame, pourriez-vous me dire où en est ma commande ?")
+    assert "2 commandes en cours" in body, body
+
+
+def test_a_german_letter_asking_how_to_change_the_address_asks_where(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "Sehr geehrte Damen und Herren, wie kann ich die Lieferadresse ändern?")
+    assert body.startswith("Wohin sollen wir stattdessen liefern?"), body  # the change_address handler
+    assert handoffs(srv) == []
+
+
+def test_a_portuguese_how_do_i_change_the_address_after_ola_boa_tarde_asks_where(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "Olá, boa tarde, como faço para mudar a morada de entrega?")
+    assert body.startswith("Onde devemos entregar em vez disso?"), body
+
+
+def test_a_german_how_do_i_see_where_my_order_is_lists_bens_orders(client, srv, providers, seeded):
+    body = sms(client, srv, providers, BEN, "Guten Tag, wie kann ich sehen, wo meine Bestellung gerade ist?")
+    assert "2 Bestellungen unterwegs" in body, body
+
+
+@pytest.mark.parametrize("text", ["wie bewerte ich diesen Film?", "como avalio este filme?",
+                                  "comment noter ce film sur l'appli ?"])
+def test_how_do_i_rate_a_film_changes_nothing(client, srv, providers, seeded, text):
+    body = sms(client, srv, providers, BEN, text)
+    assert "Sorry, I didn't understand that" in body, body
+    assert handoffs(srv) == []

@@ -1,11 +1,13 @@
 """Wrappers around a request ("help me to ...", "would you mind helping me ...") come off before
-features, in the five languages; a bare plea for help keeps its words (it is `help`)."""
+features, in the five languages; a bare plea for help keeps its words (it is `help`). So do
+salutations, letter openings and closings ("Bonjour madame, ...", "Sehr geehrte Damen und Herren,
+...", "..., Atenciosamente"); a salutation alone keeps its words (it is `greet`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from nlu.embedded.features import fold
+from nlu.embedded.features import fold, normalize
 from nlu.embedded.wrappers import placeholders, unwrap
 
 
@@ -32,3 +34,42 @@ def test_a_plea_for_help_alone_stays(text):
 
 def test_placeholders_become_words():
     assert " ".join(placeholders(fold("status of {{Order Number}}?")).split()) == "status of order number ?"
+
+
+@pytest.mark.parametrize(("text", "asked"), [
+    ("Bonjour madame, je voudrais savoir où en est mon colis", "je voudrais savoir où en est mon colis"),
+    ("Sehr geehrte Damen und Herren, wie kann ich meine Lieferadresse ändern?", "wie kann ich meine Lieferadresse ändern?"),
+    ("Olá, boa tarde, como faço para rastrear a encomenda?", "como faço para rastrear a encomenda?"),
+    ("Hola buenas tardes, ¿dónde está mi pedido?", "dónde está mi pedido?"),
+    ("Dear Sir or Madam, my parcel arrived damaged. Kind regards, John Smith", "my parcel arrived damaged."),
+    ("Guten Tag Frau Weber, wo bleibt mein Paket? Mit freundlichen Grüßen", "wo bleibt mein Paket?"),
+    ("oi gente, tudo bem? meu pedido tá onde?", "meu pedido tá onde?"),
+    ("Exmos. Senhores, venho por este meio pedir a data de entrega", "venho por este meio pedir a data de entrega"),
+    ("Chère équipe, pouvez-vous décaler la livraison à jeudi ? Cordialement, Marie", "pouvez-vous décaler la livraison à jeudi ?"),
+    ("hi, how are you? where is my parcel", "where is my parcel"),
+])
+def test_salutations_and_letter_openings_come_off(text, asked):
+    assert normalize(text) == normalize(asked)
+
+
+@pytest.mark.parametrize(("alone", "ask"), [
+    ("bonjour madame", "où est mon colis"),
+    ("olá, tudo bem?", "onde está a encomenda?"),
+    ("hola, ¿qué tal?", "dónde está mi pedido"),
+    ("Sehr geehrte Damen und Herren,", "mein Paket ist beschädigt"),
+    ("hi there", "where is my parcel"),
+])
+def test_a_salutation_alone_keeps_its_words_and_comes_off_a_request(alone, ask):
+    assert normalize(alone) == " ".join(fold(alone).split())
+    assert normalize(f"{alone} {ask}") == normalize(ask)
+
+
+@pytest.mark.parametrize(("lookalike", "message", "meant"), [
+    ("caro demais o frete, vou cancelar a compra", "Caro senhor, a encomenda chegou partida", "a encomenda chegou partida"),
+    ("I'm writing with regards to my order", "my parcel is late. Kind regards, Ann", "my parcel is late."),
+    ("the new lg tv was damaged", "wo bleibt mein Paket? LG Anna", "wo bleibt mein Paket?"),
+    ("morning delivery would suit me better", "Good morning, could you deliver on Friday", "could you deliver on Friday"),
+])
+def test_words_that_only_look_like_a_salutation_or_a_closing_stay(lookalike, message, meant):
+    assert normalize(lookalike) == " ".join(fold(lookalike).split())
+    assert normalize(message) == normalize(meant)
