@@ -5,6 +5,8 @@ salutations, letter openings and closings ("Bonjour madame, ...", "Sehr geehrte 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from nlu.embedded.features import fold, normalize
@@ -73,3 +75,23 @@ def test_a_salutation_alone_keeps_its_words_and_comes_off_a_request(alone, ask):
 def test_words_that_only_look_like_a_salutation_or_a_closing_stay(lookalike, message, meant):
     assert normalize(lookalike) == " ".join(fold(lookalike).split())
     assert normalize(message) == normalize(meant)
+
+
+@pytest.mark.parametrize("hostile", [" " * 4000 + "x", "\n" * 4096, "." * 4096, ", " * 2048, " ." * 2048,
+                                     "\n" * 4090 + "lg", ", lg" * 1024, ("lg " + " " * 30) * 120, "hola, " * 680])
+def test_a_long_run_of_separators_is_handled_in_linear_time(hostile):
+    # Every message goes through this (a webhook body can hold 4,096 characters of it): the closing's first pattern
+    # backtracked in cubic time on runs of separators (2,000 spaces: 40 s of CPU; a line of 4,096 newlines: 0.6 s).
+    started = time.thread_time()
+    normalize(hostile)
+    assert time.thread_time() - started < 0.1
+
+
+@pytest.mark.parametrize(("text", "asked"), [
+    ("où est mon colis ? Cordialement, Marie", "ou est mon colis ?"),
+    ("wo ist mein Paket?\n\nMit freundlichen Grüßen\nAnna Weber", "wo ist mein paket?"),
+    ("where is my parcel. Kind regards, John Smith", "where is my parcel."),
+    ("cadê minha encomenda, abraço", "cade minha encomenda"),
+])
+def test_a_closing_at_the_end_comes_off_with_the_name(text, asked):
+    assert normalize(text) == asked
