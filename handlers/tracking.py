@@ -17,7 +17,9 @@ from db.models import Customer, Order, VerificationAttempt
 
 PERSON = "person"  # verification attempts counted per person (see _person), whatever the channel
 
-REF_TOKEN = re.compile(r"\b(?=[A-Za-z0-9\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]{3,39}\b")
+# The digit is looked for within the token's own 40 characters: an unbounded look-ahead rescanned the rest of a
+# long run at every word boundary ("a-a-a-…", 4 KB: 0.27 s of CPU per message).
+REF_TOKEN = re.compile(r"\b(?=[A-Za-z0-9\-]{0,39}\d)[A-Za-z0-9][A-Za-z0-9\-]{3,39}\b")
 POSTCODE_WORDS = re.compile(
     r"\b(post\s*code|postal\s*code|postcode|zip(\s*code)?|cp|c[oó]digo\s*postal|code\s*postal|plz|"
     r"postleitzahl|cep|and|y|et|und|e|my|mi|mon|meine?|o|el|le|la|is|es|est|ist|é|order|pedido|"

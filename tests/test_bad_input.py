@@ -291,6 +291,18 @@ def test_a_long_message_is_stored_whole_and_understood_from_its_beginning(client
     assert message.text == long_text
 
 
+@pytest.mark.parametrize("hostile", ["a-" * 2048, "-a" * 2048])
+def test_a_hostile_answer_to_which_order_costs_milliseconds(client, srv, seeded, hostile):
+    """A stranger asked for an order number: the answer is searched for one. The search's look-ahead rescanned
+    the rest of the text at every word boundary of "a-a-a-…" (4,096 characters: ~0.27 s of CPU per message)."""
+    update = telegram_update(4245, "where is my order?")
+    assert post_telegram(client, update).status_code == 200
+    started = time.thread_time()  # the test client runs the request in this thread
+    assert post_telegram(client, telegram_update(4245, hostile)).status_code == 200
+    spent = time.thread_time() - started
+    assert spent < 0.15, spent
+
+
 def test_language_detection_is_not_quadratic_on_one_long_token():
     from nlu.langdetect import detect_language
 
