@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -82,6 +82,34 @@ def _postgres_migrated() -> Iterator[str]:
     yield url
 
 
+@pytest.fixture(scope="session")
+def _postgres_cleaner(_postgres_migrated: str) -> Iterator[Callable[[], None]]:
+    """Empties the worker's schema after a test: DELETE, children before parents, and every sequence restarted.
+    (TRUNCATE ... RESTART IDENTITY CASCADE took ~100 ms a test: it gives each table new files; this ~35 ms.)"""
+    from db.models import Base
+
+    engine = create_engine(_postgres_migrated)
+    with engine.connect() as connection:
+        present = {row[0] for row in connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'alembic_version'"))}
+        sequences = [row[0] for row in connection.execute(text(
+            "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = current_schema()"))]
+    ordered = [table.name for table in reversed(Base.metadata.sorted_tables) if table.name in present]
+    statements = [f'DELETE FROM "{name}"' for name in ordered]
+    statements += [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
+    unknown = sorted(present - set(ordered))  # a table no model maps: the old way
+    if unknown:
+        statements.insert(0, f"TRUNCATE {', '.join(unknown)} RESTART IDENTITY CASCADE")
+
+    def clean() -> None:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+
+    yield clean
+    engine.dispose()
+
+
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
@@ -90,14 +118,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("_postgres_migrated")
+    clean = request.getfixturevalue("_postgres_cleaner")
     yield url
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        tables = [row[0] for row in connection.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'alembic_version'"))]
-        if tables:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    clean()
 
 
 @pytest.fixture(scope="session")
