@@ -79,7 +79,7 @@ def test_a_5xx_answer_fails_at_once_and_the_sms_still_goes(database_url, provide
 def test_a_connection_dropped_during_data_is_an_unknown_outcome_sent_again_with_the_same_message_id(
         database_url, providers, smtp):
     smtp.mailbox.data_replies.append(DROP)
-    # The shortest ambiguity window that holds on a loaded machine: 8 x 1.5 s + 0.5 s (21 s with the defaults).
+    # A short ambiguity window, 8 x 1.5 s + 0.5 s (21 s with timeout=2 and the default reconcile_after of 5 s).
     with email_app(database_url, providers, smtp.port, timeout=1.5, outbox={"reconcile_after": 0.5}) as (
             client, srv, auth):
         put_email_order(client, auth, phone=None)

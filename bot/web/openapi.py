@@ -118,6 +118,8 @@ def webhooks() -> dict[str, tuple[str, type[BaseModel]]]:
         "seller.low_rating": ("To a brand's seller: a rating at or below seller.low_rating_at_most, or the comment "
                               "that followed it", m.SellerPayload),
     }
+
+
 SIGNATURE_HEADERS = {
     "webhook-id": "msg_…, the same on every retry of one message",
     "webhook-timestamp": "Unix seconds when this attempt was sent",

@@ -96,6 +96,10 @@ _CLOSING = re.compile(
 _SEPARATORS = frozenset(" \t\n\r\f\v,.;!?-")
 _BREAKS = frozenset(",.;!?\n")  # one of them must come before a closing
 _KEPT = re.compile(r"\s*[.!?]?")  # of the separators before a closing: a sentence's last mark stays
+# A closing and a name of three words fit in far less: only the message's end is searched. (One pattern for the
+# separators, the closing and the name backtracked in cubic time on a run of separators: 2,000 spaces took 40 s.)
+CLOSING_TAIL = 80
+
 
 def _if_enough_left(stripped: str, original: str, min_words: int = MIN_WORDS_LEFT) -> str:
     """`stripped` (spaces squeezed) when something was removed and at least `min_words` words remain."""
@@ -127,11 +131,6 @@ def unaddress(folded: str) -> str:
     return _if_enough_left(_without_closing(stripped), folded, MIN_WORDS_AFTER_SALUTATION)
 
 
-# A closing and a name of three words fit in far less: only the message's end is searched. (One pattern for the
-# separators, the closing and the name backtracked in cubic time on a run of separators: 2,000 spaces took 40 s.)
-CLOSING_TAIL = 80
-
-
 def _without_closing(text: str) -> str:
     """`text` without the closing at its end, if one follows a punctuation mark or a line break."""
     position = max(0, len(text) - CLOSING_TAIL)
@@ -140,10 +139,8 @@ def _without_closing(text: str) -> str:
         while begin > 0 and text[begin - 1] in _SEPARATORS:
             begin -= 1
         separators = text[begin:start]
-        spaces = len(separators) - len(separators.rstrip())
-        before = separators[:len(separators) - spaces]
-        if (before and before[-1] in _BREAKS) or "\n" in separators[len(separators) - spaces:]:
-            kept = _KEPT.match(separators)
-            return text[:begin] + (kept.group(0) if kept else "")
+        marks = separators.rstrip()  # the separators up to the spaces just before the closing
+        if (marks and marks[-1] in _BREAKS) or "\n" in separators[len(marks):]:
+            return text[:begin] + _KEPT.match(separators).group(0)  # type: ignore[union-attr]  # always matches
         position = start + 1
     return text
