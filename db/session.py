@@ -9,20 +9,45 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result, create_engine, event
+from sqlalchemy import CursorResult, Result, Table, create_engine, event, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 logger = logging.getLogger(__name__)
+_Row = TypeVar("_Row")
 
 
 def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE changed. `Session.execute` is typed as returning a Result; for those
     statements it is a CursorResult, which has the count."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def add_row(session: Session, cls: type[_Row], **values: Any) -> _Row:
+    """Insert one row of `cls` at once, with a Core INSERT (no unit of work), and return it as a persistent
+    object of the session, every column set, so that reading it costs no query and changing it is an UPDATE
+    at the next flush. A third of `session.add` plus a flush on the hot paths (an inbound message, a reply
+    and its outbox row); what is pending in the session is not flushed first. Column defaults are the
+    model's (`default=`), applied here so that the object holds them too; a column with neither a value nor
+    a default is NULL (one with a server default is left to the database, and loaded when first read)."""
+    table = cast(Table, cls.__table__)  # type: ignore[attr-defined]
+    row = dict(values)
+    for column in table.columns:
+        if column.key in row or column.primary_key or column.server_default is not None:
+            continue
+        default: Any = column.default
+        if default is None:
+            row[column.key] = None
+        else:
+            row[column.key] = default.arg(None) if default.is_callable else default.arg
+    result = session.execute(insert(table), row)
+    obj = cls(**row, **{table.primary_key.columns[0].key: result.inserted_primary_key[0]})
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def normalize_url(url: str) -> str:

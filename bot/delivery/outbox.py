@@ -33,7 +33,7 @@ from bot.core.registry import registry_of
 from bot.delivery.pacing import SendPacer
 from bot.delivery.recording import GroupCommit, by_id, messages_sent
 from db.models import Conversation, Message, OutboxAttempt, OutboxItem, utcnow
-from db.session import Database, rows_changed
+from db.session import Database, add_row, rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,10 @@ def enqueue_reply(
     agent_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> Message:
-    """Store an outgoing message and its outbox row; the caller's transaction commits both."""
-    message = Message(
+    """Store an outgoing message and its outbox row; the caller's transaction commits both. Every outbox row is
+    inserted when it is queued (`add_row`, not at the next flush), so a lane's rows are in the order queued."""
+    message = add_row(
+        session, Message,
         conversation_id=conversation.id,
         direction="out",
         channel=conversation.channel,
@@ -64,8 +66,6 @@ def enqueue_reply(
         order_id=order_id,
         agent_id=agent_id,
     )
-    session.add(message)
-    session.flush()
     queue_message(session, conversation, message, reply)
     return message
 
@@ -73,29 +73,25 @@ def enqueue_reply(
 def queue_message(session: Session, conversation: Conversation, message: Message, reply: Reply) -> None:
     """The outbox rows that send `message` (stored already, e.g. held until now) in the conversation's lane."""
     message.status = "queued"
+    if message.id is None:  # added to the session, not flushed yet
+        session.flush()
     # An SMS over the segment budget goes as several, in order in the conversation's lane; the message row
     # keeps the whole reply (its options are what a numbered answer refers to).
     parts = sms_encoding.split_reply(reply) if conversation.channel == "sms" else [reply]
-    for part in parts:
-        session.add(
-            OutboxItem(
-                kind="message",
-                lane=f"{conversation.channel}:{conversation.address}",
-                message_id=message.id,
-                channel=conversation.channel,
-                to_address=conversation.address,
-                payload={**part.to_dict(), "request_id": logs.current_request_id()},
-            )
-        )
+    request_id = logs.current_request_id()
+    session.execute(insert(OUTBOX), [
+        {"kind": "message", "lane": f"{conversation.channel}:{conversation.address}", "message_id": message.id,
+         "channel": conversation.channel, "to_address": conversation.address,
+         "payload": {**part.to_dict(), "request_id": request_id}}
+        for part in parts
+    ])
 
 
 def enqueue_to_address(session: Session, channel: str, address: str, reply: Reply, *, lane: str) -> OutboxItem:
     """A message to an address that is no conversation of ours (a brand's seller, by email): an outbox row
     without a message row, sent and retried like any other."""
-    item = OutboxItem(kind="message", lane=lane, channel=channel, to_address=address,
-                      payload={**reply.to_dict(), "request_id": logs.current_request_id()})
-    session.add(item)
-    return item
+    return add_row(session, OutboxItem, kind="message", lane=lane, channel=channel, to_address=address,
+                   payload={**reply.to_dict(), "request_id": logs.current_request_id()})
 
 
 def enqueue_webhook(
@@ -105,10 +101,8 @@ def enqueue_webhook(
     request_id = logs.current_request_id()
     if request_id:  # the receiver can match the callback with our logs
         headers = {**headers, "X-Request-ID": request_id}
-    item = OutboxItem(kind="webhook", lane=lane or f"webhook:{url}", to_address=url,
-                      payload={"body": body, "headers": headers, "request_id": request_id})
-    session.add(item)
-    return item
+    return add_row(session, OutboxItem, kind="webhook", lane=lane or f"webhook:{url}", to_address=url,
+                   payload={"body": body, "headers": headers, "request_id": request_id})
 
 
 UNFINISHED = ("pending", "sending", "unknown")  # a lane's head is its oldest unfinished row

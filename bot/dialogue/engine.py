@@ -27,6 +27,7 @@ from bot.domain import conversations, reach, recipients
 from bot.domain.conversation_state import state_of
 from bot.domain.media.records import record_inbound
 from db.models import Conversation, Customer, Driver, Message, Order, utcnow
+from db.session import add_row
 from nlu.shortcut import parse_shortcut as nlu_shortcut
 from nlu.types import INTENTS, Entity, Intent
 
@@ -104,15 +105,13 @@ class Engine:
             conversation.role = "driver" if looked.driver_id else "customer"
             conversation.driver_id = looked.driver_id
             conversation.customer_id = looked.customer_id
-            message = Message(
-                conversation_id=conversation.id, direction="in", channel=inbound.channel,
-                provider_id=inbound.provider_id, sender=conversation.role, kind=inbound.kind,
-                text=inbound.text, data=_message_data(inbound, intent), status="received",
-                intent=intent.name, confidence=round(intent.confidence, 4),
-            )
-            session.add(message)
-            try:
-                session.flush()  # claims the provider id: a concurrent duplicate waits, then fails here
+            try:  # claims the provider id: a concurrent duplicate waits, then fails here
+                message = add_row(
+                    session, Message, conversation_id=conversation.id, direction="in", channel=inbound.channel,
+                    provider_id=inbound.provider_id, sender=conversation.role, kind=inbound.kind,
+                    text=inbound.text, data=_message_data(inbound, intent), status="received",
+                    intent=intent.name, confidence=round(intent.confidence, 4),
+                )
             except IntegrityError:
                 session.rollback()  # nothing of this delivery is kept
                 logger.info("duplicate %s message ignored", inbound.channel)
