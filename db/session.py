@@ -30,7 +30,7 @@ def add_row(session: Session, cls: type[_Row], **values: Any) -> _Row:
     """Insert one row of `cls` at once, with a Core INSERT (no unit of work), and return it as a persistent
     object of the session, every column set, so that reading it costs no query and changing it is an UPDATE
     at the next flush. A third of `session.add` plus a flush on the hot paths (an inbound message, a reply
-    and its outbox row); what is pending in the session is not flushed first. Column defaults are the
+    and its outbox row); what is pending in the session is not flushed first (it goes at the next flush). Column defaults are the
     model's (`default=`), applied here so that the object holds them too; a column with neither a value nor
     a default is NULL (one with a server default is left to the database, and loaded when first read)."""
     table = cast(Table, cls.__table__)  # type: ignore[attr-defined]
@@ -43,7 +43,7 @@ def add_row(session: Session, cls: type[_Row], **values: Any) -> _Row:
             row[column.key] = None
         else:
             row[column.key] = default.arg(None) if default.is_callable else default.arg
-    result = session.execute(insert(table), row)
+    result = session.connection().execute(insert(table), row)  # not Session.execute: that would autoflush
     obj = cls(**row, **{table.primary_key.columns[0].key: result.inserted_primary_key[0]})
     make_transient_to_detached(obj)
     session.add(obj)

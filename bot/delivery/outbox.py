@@ -79,7 +79,7 @@ def queue_message(session: Session, conversation: Conversation, message: Message
     # keeps the whole reply (its options are what a numbered answer refers to).
     parts = sms_encoding.split_reply(reply) if conversation.channel == "sms" else [reply]
     request_id = logs.current_request_id()
-    session.execute(insert(OUTBOX), [
+    session.connection().execute(insert(OUTBOX), [  # no autoflush: the session's changes go at commit
         {"kind": "message", "lane": f"{conversation.channel}:{conversation.address}", "message_id": message.id,
          "channel": conversation.channel, "to_address": conversation.address,
          "payload": {**part.to_dict(), "request_id": request_id}}
