@@ -124,6 +124,34 @@ def test_same_message_sid_ten_times_concurrently_has_one_effect(app, srv, provid
     assert len(providers.twilio_messages()) == 1
 
 
+def test_a_message_waits_for_the_turn_that_holds_its_conversation_and_sees_what_it_changed(app, srv, seeded):
+    """Two messages of one person in flight at once: the second turn waits for the first to commit, then
+    answers from the conversation as the first left it. Here the test holds the conversation's row (locked, as
+    a turn holds it) and switches its language; the message sent meanwhile is answered in the new language.
+    Without the lock on PostgreSQL, that turn answered from what it read before and overwrote the change."""
+    stranger = "+15551230077"
+    client = app.test_client()
+    assert post_twilio(client, twilio_params(stranger, "hello")).status_code == 200
+    statuses: list[int] = []
+    with srv.db.session() as session:
+        conversation = session.scalar(select(Conversation).where(Conversation.address == stranger)
+                                      .with_for_update())
+        sending = threading.Thread(target=lambda: statuses.append(
+            post_twilio(app.test_client(), twilio_params(stranger, "help")).status_code))
+        sending.start()
+        sending.join(0.6)  # its look-up and NLU are done by now; its turn waits for this transaction
+        assert sending.is_alive() and statuses == []
+        conversation.locale = "es"
+    sending.join(30)
+    assert statuses == [200]
+    with srv.db.session() as session:
+        conversation = session.scalar(select(Conversation).where(Conversation.address == stranger))
+        reply = session.scalars(select(Message).where(Message.conversation_id == conversation.id,
+                                                      Message.direction == "out").order_by(Message.id.desc())).first()
+        assert conversation.locale == "es"
+        assert reply is not None and "Puedo ayudarte" in (reply.text or ""), reply.text
+
+
 def test_whatsapp_message_uses_the_whatsapp_sender(client, srv, providers, seeded):
     params = twilio_params("+15551230002", "¿dónde está mi pedido?", whatsapp=True, ProfileName="Ana")
     assert post_twilio(client, params).status_code == 200

@@ -61,7 +61,8 @@ class Engine:
 
         The NLU runs between two transactions, never inside one: one read-only look-up (no write lock,
         even on SQLite) rejects a duplicate before any NLU work and finds what the NLU needs (the
-        conversation's buttons, the person's language), then the turn's write transaction checks that the
+        conversation's buttons, the person's language), then the turn's write transaction (its conversation's row
+        locked on PostgreSQL, so that two messages of one person take turns) checks that the
         conversation is unchanged (else looks again) and commits.
         """
         for _attempt in range(3):
@@ -92,7 +93,7 @@ class Engine:
         """The turn's transaction, given the look-up and intent found before it (None: find them inside it);
         None (nothing stored) when the conversation changed since that look-up."""
         with self.db.session() as session:
-            conversation = conversations.get_or_create(session, inbound.channel, inbound.address)
+            conversation = conversations.get_or_create(session, inbound.channel, inbound.address, lock=True)
             if understood is None:
                 looked = _look_up_unclaimed(session.connection(), inbound, self.config)
                 intent = self._understand(self._text_to_understand(looked.state, inbound), looked.locale,

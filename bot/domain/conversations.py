@@ -14,16 +14,20 @@ OPT_OUT_CODES = {"21610"}  # Twilio: the recipient replied STOP to the sending n
 # Built once: composing a statement costs more than running it (SQLAlchemy caches the compiled form).
 BY_ADDRESS = select(Conversation).where(Conversation.channel == bindparam("channel"),
                                         Conversation.address == bindparam("address"))
+# The turn's own conversation: on PostgreSQL its row is locked until the turn commits, so that a second message
+# of the same person waits, then sees what the first one changed (SQLite has one writer at a time anyway).
+BY_ADDRESS_FOR_TURN = BY_ADDRESS.with_for_update()
 OF_ADDRESSES = select(Conversation).where(
     tuple_(Conversation.channel, Conversation.address).in_(bindparam("addresses", expanding=True)))
 
 
 def get_or_create(session: Session, channel: str, address: str, *, role: str | None = None,
-                  looked: bool = False, **new_values: int | None) -> Conversation:
+                  looked: bool = False, lock: bool = False, **new_values: int | None) -> Conversation:
     """The conversation for (channel, address), created if new (with `new_values`); safe under concurrent
-    creation. `looked`: the caller has just looked for it, in this transaction, and found none."""
+    creation. `looked`: the caller has just looked for it, in this transaction, and found none. `lock`: hold
+    its row until the transaction ends (an inbound message's turn)."""
     where = {"channel": channel, "address": address}
-    conversation = None if looked else session.scalar(BY_ADDRESS, where)
+    conversation = None if looked else session.scalar(BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS, where)
     if conversation is None:
         try:
             with session.begin_nested():
