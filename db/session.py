@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Result, Table, create_engine, event, insert
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
@@ -27,24 +28,52 @@ def rows_changed(result: Result[Any]) -> int:
 
 
 def add_row(session: Session, cls: type[_Row], **values: Any) -> _Row:
-    """Insert one row of `cls` at once, with a Core INSERT (no unit of work), and return it as a persistent
-    object of the session, every column set, so that reading it costs no query and changing it is an UPDATE
-    at the next flush. A third of `session.add` plus a flush on the hot paths (an inbound message, a reply
-    and its outbox row); what is pending in the session is not flushed first (it goes at the next flush). Column defaults are the
-    model's (`default=`), applied here so that the object holds them too; a column with neither a value nor
-    a default is NULL (one with a server default is left to the database, and loaded when first read)."""
-    table = cast(Table, cls.__table__)  # type: ignore[attr-defined]
-    row = dict(values)
+    """`insert_now(session, cls(**values))`."""
+    return insert_now(session, cls(**values))
+
+
+def insert_now(session: Session, obj: _Row) -> _Row:
+    """`obj` inserted at once and persistent in the session (see `insert_unless_exists`)."""
+    return cast(_Row, insert_unless_exists(session, obj, ()))
+
+
+def insert_unless_exists(session: Session, obj: _Row, unless: tuple[str, ...]) -> _Row | None:
+    """Insert a new object's row at once, with a Core INSERT (no unit of work), and make it a persistent object
+    of the session, every column set, so that reading it costs no query and changing it is an UPDATE at the
+    next flush. A third of `session.add` plus a flush on the hot paths (an inbound message, a reply and its
+    outbox row, a carrier event and its notification); what is pending in the session is not flushed first (it
+    goes at the next flush), so whatever the row refers to must be in the database already. Column defaults are
+    the model's (`default=`), applied here so that the object holds them too; a column with neither a value nor
+    a default is NULL (one with a server default is left to the database, and loaded when first read).
+    Relationships set on the object are not followed: set its foreign keys by id. `unless`: the columns of a
+    unique key; when a row with the same values exists (or a concurrent transaction commits one), nothing is
+    inserted and None is returned (INSERT ... ON CONFLICT DO NOTHING: no savepoint needed)."""
+    table = cast(Table, obj.__table__)  # type: ignore[attr-defined]
+    state = obj.__dict__
+    row: dict[str, Any] = {}
     for column in table.columns:
-        if column.key in row or column.primary_key or column.server_default is not None:
+        key = column.key
+        if key in state:
+            row[key] = state[key]
+        elif column.primary_key or column.server_default is not None:
             continue
-        default: Any = column.default
-        if default is None:
-            row[column.key] = None
         else:
-            row[column.key] = default.arg(None) if default.is_callable else default.arg
-    result = session.connection().execute(insert(table), row)  # not Session.execute: that would autoflush
-    obj = cls(**row, **{table.primary_key.columns[0].key: result.inserted_primary_key[0]})
+            default: Any = column.default
+            value = None if default is None else default.arg(None) if default.is_callable else default.arg
+            setattr(obj, key, value)
+            row[key] = value
+    connection = session.connection()  # not Session.execute: that would autoflush
+    primary_key = table.primary_key.columns[0]
+    if unless:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(unless)).returning(primary_key)
+        new_id = connection.execute(statement, row).scalar()
+        if new_id is None:
+            return None
+    else:
+        inserted = connection.execute(insert(table), row).inserted_primary_key
+        new_id = inserted[0] if inserted is not None else None
+    setattr(obj, primary_key.key, new_id)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj

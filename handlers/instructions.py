@@ -143,9 +143,10 @@ def send_pending_instructions(session: Session, order: Order, event: OrderEvent)
     """EVENT_LISTENERS entry: when an order goes out, its driver gets the instructions not yet relayed."""
     if event.type != "out_for_delivery":
         return
-    pending = session.scalars(select(CustomerRequest).where(
-        CustomerRequest.order_id == order.id, CustomerRequest.kind == "instruction",
-        CustomerRequest.status == "pending").order_by(CustomerRequest.id)).all()
+    with session.no_autoflush:  # the order's pending changes do not change which requests wait
+        pending = session.scalars(select(CustomerRequest).where(
+            CustomerRequest.order_id == order.id, CustomerRequest.kind == "instruction",
+            CustomerRequest.status == "pending").order_by(CustomerRequest.id)).all()
     if not pending:
         return
     now: datetime = utcnow()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import AuditEntry
+from db.session import insert_now
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,7 @@ def record(session: Session, action: str, *, actor_type: str, actor_id: int | No
                        action=_escaped_controls(action)[:60], target=_escaped_controls(target or "")[:200] or None,
                        ip=(request.remote_addr or "")[:64] or None if has_request_context() else None,
                        details=details)
-    session.add(entry)
-    return entry
+    return insert_now(session, entry)
 
 
 def _escaped_controls(text: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.domain import webhook_endpoints
 from db.models import Conversation, Customer, Driver, Message
+from db.session import insert_unless_exists
 
 OPT_OUT_CODES = {"21610"}  # Twilio: the recipient replied STOP to the sending number
 
@@ -29,15 +29,12 @@ def get_or_create(session: Session, channel: str, address: str, *, role: str | N
     where = {"channel": channel, "address": address}
     conversation = None if looked else session.scalar(BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS, where)
     if conversation is None:
-        try:
-            with session.begin_nested():
-                conversation = Conversation(channel=channel, address=address, state={}, role=role or "customer",
-                                            **new_values)
-                session.add(conversation)
-        except IntegrityError as exc:  # created by a concurrent delivery
-            conversation = session.scalar(BY_ADDRESS, where)
-            if conversation is None:  # the unique (channel, address) refused our row, so theirs is there
-                raise LookupError(f"no {channel} conversation after a duplicate-address insert") from exc
+        conversation = insert_unless_exists(session, Conversation(
+            channel=channel, address=address, state={}, role=role or "customer", **new_values), ("channel", "address"))
+    if conversation is None:  # created by a concurrent delivery, committed since
+        conversation = session.scalar(BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS, where)
+        if conversation is None:
+            raise LookupError(f"no {channel} conversation after a duplicate-address insert")
     return conversation
 
 

@@ -31,6 +31,7 @@ from bot.domain.conversations import conversation_with
 from bot.domain.order_json import tracking_url
 from bot.domain.recipients import recipient_locale
 from db.models import Conversation, Notification, Order, OrderEvent, Rating, utcnow
+from db.session import insert_now
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def _decide(session: Session, order: Order, kind: str, event: OrderEvent | None,
         logger.info("notification %s for order %s skipped: %s", kind, order.id, reason)
     else:
         _deliver_or_hold(session, record, order, conversation, now, config)
-    session.add(record)
-    return record
+    return insert_now(session, record)
 
 
 def _skip_reason(session: Session, record: Notification, order: Order, conversation: Conversation,

@@ -26,6 +26,7 @@ from db.models import (
     VerificationAttempt,
     utcnow,
 )
+from db.session import insert_now
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ def apply_event(
     event = OrderEvent(order_id=order.id, type=type_, occurred_at=occurred_at, source=source,
                        idempotency_key=idempotency_key, applied=applied, data=data)
     if not idempotency_key:  # nothing to race on: no savepoint (two round trips fewer per event)
-        session.add(event)
-        session.flush()
+        insert_now(session, event)
     else:
         try:
             with session.begin_nested():
