@@ -8,10 +8,11 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result, Table, create_engine, event, insert
+from sqlalchemy import CursorResult, Insert, Result, Table, create_engine, event, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -65,18 +66,28 @@ def insert_unless_exists(session: Session, obj: _Row, unless: tuple[str, ...]) -
     connection = session.connection()  # not Session.execute: that would autoflush
     primary_key = table.primary_key.columns[0]
     if unless:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(unless)).returning(primary_key)
-        new_id = connection.execute(statement, row).scalar()
+        new_id = connection.execute(_insert_unless(table, unless, connection.dialect.name), row).scalar()
         if new_id is None:
             return None
     else:
-        inserted = connection.execute(insert(table), row).inserted_primary_key
+        inserted = connection.execute(_insert(table), row).inserted_primary_key
         new_id = inserted[0] if inserted is not None else None
     setattr(obj, primary_key.key, new_id)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
+
+
+@cache  # building a statement costs more than running it (SQLAlchemy caches only the compiled form)
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@cache
+def _insert_unless(table: Table, unique: tuple[str, ...], dialect: str) -> Insert:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(
+        table.primary_key.columns[0])
 
 
 def normalize_url(url: str) -> str:
