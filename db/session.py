@@ -6,7 +6,8 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
@@ -118,11 +119,14 @@ class Database:
                     logger.error("cannot create the database directory: %s", exc.strerror or exc)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        else:
+            event.listen(self.engine, "checkin", _idle_from)
+            event.listen(self.engine, "checkout", _pinger(self.engine.dialect))
         # Handed to every session as `session.info` (the app puts what its sessions need to find here).
         self.info: dict[str, Any] = {}
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
@@ -215,6 +219,30 @@ class Database:
         if self._turns is not None and self._turns[0] == os.getpid() and self._turns[1] >= 0:
             os.close(self._turns[1])
         self._turns = None
+
+
+# A pooled PostgreSQL connection is pinged before use only when it has sat idle this long: one that served a
+# request a moment ago is alive (SQLAlchemy's pool_pre_ping costs a round trip on every checkout, two per inbound
+# message). A connection that died meanwhile fails its first statement; SQLAlchemy then invalidates the whole pool,
+# and the webhooks spool what arrived (bot/web/spool.py).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _pinger(dialect: Any) -> Callable[[Any, Any, Any], None]:
+    def ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool discards this connection and checks out (or opens) another
+            raise sa_exc.DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
+
+    return ping_after_idle
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

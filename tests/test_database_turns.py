@@ -109,3 +109,57 @@ def test_reads_keep_the_prepared_statements_of_a_connection():
             reader.execute(text("CREATE TEMPORARY TABLE lastmile_read_only_check (x int)"))
     finally:
         database.dispose()
+
+
+def _backend_pid(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    killer = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
+    try:
+        with killer.engine.connect() as connection:
+            assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
+    finally:
+        killer.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
+def test_a_connection_in_steady_use_is_not_pinged_and_one_that_died_idle_is_replaced_unseen():
+    """SQLAlchemy's pool_pre_ping cost a round trip on every checkout (two per inbound message); a pooled
+    connection is now pinged only after sitting idle (`PING_AFTER_IDLE_SECONDS`)."""
+    from db import session as sessions
+
+    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
+    watcher = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
+    try:
+        pid = _backend_pid(database)
+        with watcher.engine.connect() as watching:
+            for n in range(5):  # back to back: the same connection, and no ping (psycopg's ping is the query ";")
+                with database.engine.connect() as connection:
+                    last = watching.exec_driver_sql(f"SELECT query FROM pg_stat_activity WHERE pid = {pid}").scalar_one()
+                    assert last.strip() != ";", f"checkout {n} was pinged"
+                    assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() == pid
+        _terminate(pid)  # the server ends the pooled connection while it sits idle
+        time.sleep(sessions.PING_AFTER_IDLE_SECONDS + 0.2)
+        with database.session() as session:  # pinged, found dead, replaced: no error reaches the caller
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        database.dispose()
+        watcher.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
+def test_a_connection_that_died_within_the_idle_window_fails_once_and_the_pool_recovers():
+    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=2, max_overflow=0)
+    try:
+        pid = _backend_pid(database)
+        _terminate(pid)
+        with pytest.raises(DBAPIError) as failure, database.session() as session:
+            session.execute(text("SELECT 1"))
+        assert failure.value.connection_invalidated
+        with database.session() as session:
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        database.dispose()

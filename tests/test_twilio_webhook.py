@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from db.models import Conversation, Message, OutboxItem
+from db.session import Database
 from tests.conftest import TWILIO_TOKEN, post_twilio, twilio_params, twilio_signature
 
 
@@ -150,6 +154,30 @@ def test_a_message_waits_for_the_turn_that_holds_its_conversation_and_sees_what_
                                                       Message.direction == "out").order_by(Message.id.desc())).first()
         assert conversation.locale == "es"
         assert reply is not None and "Puedo ayudarte" in (reply.text or ""), reply.text
+
+
+def test_a_message_that_meets_a_pooled_connection_the_database_dropped_is_handled_not_spooled(
+        client, srv, providers, seeded, backend):
+    """The database restarted, or ended the pool's connections, moments ago: the first statement on such a
+    connection fails (idle ones are pinged first; these were used a moment ago). The message is handled again on
+    a new connection and answered once, not spooled."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    pool = srv.db.engine.pool
+    held = [srv.db.engine.connect() for _ in range(pool.checkedin() + 1)]  # every pooled connection, and one more
+    pids = [connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for connection in held]
+    for connection in held:
+        connection.close()  # back to the pool, alive as far as the pool knows
+    with Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0).engine.connect() as killer:
+        for pid in pids:
+            killer.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        while killer.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({', '.join(map(str, pids))})").scalar_one():
+            time.sleep(0.01)
+    assert post_twilio(client, twilio_params("+15551230001", "where is my order?")).status_code == 200
+    assert count(srv, Message, Message.direction == "in") == 1
+    assert not srv.extras["spool"].pending()
+    srv.dispatcher.drain()
+    assert len(providers.twilio_messages()) == 1
 
 
 def test_whatsapp_message_uses_the_whatsapp_sender(client, srv, providers, seeded):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from bot.channels.base import BadPayload, Channel
 from bot.core import i18n
@@ -19,7 +20,7 @@ from bot.core.i18n import gettext as _
 from bot.core.messages import Inbound
 from bot.core.services import services
 from bot.delivery.outbox import record_status_callback
-from bot.dialogue.engine import Outcome
+from bot.dialogue.engine import Engine, Outcome
 from bot.domain import conversations, webhook_endpoints
 from bot.domain.conversations import OPT_OUT_CODES
 from bot.domain.recipients import recipient_locale
@@ -75,12 +76,26 @@ def _handle(channel: Channel):
     outcomes = []
     for index, inbound in enumerate(inbounds):
         try:
-            outcomes.append(engine.handle(inbound))
+            outcomes.append(_handle_one(engine, inbound))
         except Exception as exc:
             if not is_outage(exc):
                 raise  # bad input (422 by bot/api.py) or a bug: never spooled
             return outcomes, _spool(inbounds[index:], f"the database is unavailable ({exc.__class__.__name__})")
     return outcomes, None
+
+
+def _handle_one(engine: Engine, inbound: Inbound) -> Outcome:
+    """`engine.handle(inbound)`, once more on a new connection when a pooled one turns out to be gone (the database
+    restarted while it sat in the pool: db/session.py pings only connections idle for a while). A redelivery has no
+    second effect, so a turn whose commit was cut off is found as a duplicate."""
+    try:
+        return engine.handle(inbound)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        logger.warning("a pooled database connection was gone (%s): handling the %s message on a new one",
+                       exc.__class__.__name__, inbound.channel)
+        return engine.handle(inbound)
 
 
 def _spool(inbounds: list[Inbound], why: str):
