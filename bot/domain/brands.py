@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from bot.core.i18n import gettext as _
 from bot.delivery.webhook_signing import SECRET_PREFIX, new_secret
@@ -38,8 +38,8 @@ def order_in_brand(session: Session, brand: Brand, ref: str) -> Order | None:
 
 def find_brand_order(session: Session, ref: str, *, brand_ref: str | None, brand_id: int | None = None) -> Order | None:
     """Order `ref` of the brand `brand_ref` (the default brand when None), limited to brand `brand_id` when given
-    (a brand key's): one statement, the brand loaded with it."""
-    statement = (select(Order).join(Order.brand).options(contains_eager(Order.brand))
+    (a brand key's): one statement, the brand and the customer loaded with it (an event notifies the customer)."""
+    statement = (select(Order).join(Order.brand).options(contains_eager(Order.brand), joinedload(Order.customer))
                  .where(Order.ref == ref, Brand.ref == (brand_ref or DEFAULT_BRAND)))
     if brand_id is not None:
         statement = statement.where(Order.brand_id == brand_id)
