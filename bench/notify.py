@@ -4,6 +4,7 @@ dispatchers to a local fake Twilio API.
 
     .venv/bin/python bench/notify.py [--events 10000] [--concurrency 16] [--workers 2] [--database-url URL]
     .venv/bin/python bench/notify.py --events 600 --pacing 20    # sends paced at 20 msg/s from the one number
+    .venv/bin/python bench/notify.py --in-process-only [--events 600] [--database-url URL]
 
 Reports events accepted per second, messages delivered per second (end to end, and the dispatchers'
 own throughput from first to last send), the server's CPU time per event (all its processes; it holds on
@@ -185,6 +186,67 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             "backend": "postgresql" if url.startswith("postgres") else "sqlite"}
 
 
+def in_process(url: str, events: int) -> dict[str, float]:
+    """One `out_for_delivery` event per new customer through the carrier API in this process (Flask's test client,
+    no server, no dispatcher): CPU ms, Python function calls (counted by cProfile, which does not move with the
+    machine's load as CPU time does) and SQL statements per event."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event as sa_event
+
+    from app import create_app
+    from bot.testing.config import base_config
+
+    key = prepare(url, events + 50)
+    config = base_config(url, "http://127.0.0.1:9", outbox={"mode": "off"})
+    config["logging"] = {"access_log": False}
+    app = create_app(config)
+    client, headers, statements = app.test_client(), {"Authorization": f"Bearer {key}"}, [0]
+
+    def post(n: int) -> None:
+        response = client.post(f"/api/v1/orders/B-{n}/events", json={"type": "out_for_delivery"}, headers=headers)
+        assert response.status_code == 201, response.status_code
+
+    for n in range(events, events + 50):  # warm up: the NLU model, the compiled statements
+        post(n)
+
+    def count(*_args) -> None:
+        statements[0] += 1
+
+    sa_event.listen(app.extensions["lastmile"].db.engine, "before_cursor_execute", count)
+    half = events // 2
+    started = time.process_time()
+    for n in range(half):
+        post(n)
+    cpu, per_event = (time.process_time() - started) / half, statements[0] / half
+    profile = cProfile.Profile()
+    profile.enable()
+    for n in range(half, events):
+        post(n)
+    profile.disable()
+    return {"cpu_ms": cpu * 1000, "statements": per_event,
+            "calls": pstats.Stats(profile).total_calls / (events - half)}
+
+
+def report_in_process(args) -> None:
+    from bench.fuzz import drop_schema, pg_schema_url
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(("SQLite", in_process(f"sqlite:///{tmp}/events.db", args.events)))
+    if args.database_url and args.database_url.startswith("postgres"):
+        try:
+            rows.append(("PostgreSQL", in_process(pg_schema_url(args.database_url, "bench_notify"), args.events)))
+        finally:
+            drop_schema(args.database_url, "bench_notify")
+    load = os.getloadavg()
+    print(f"In-process, {args.events} events, one new customer each (load average {load[0]:.1f}):")
+    print(f"{'database':<12} {'CPU ms/event':>12} {'calls/event':>12} {'SQL/event':>10}")
+    for name, r in rows:
+        print(f"{name:<12} {r['cpu_ms']:>12.2f} {r['calls']:>12.0f} {r['statements']:>10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -192,7 +254,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--pacing", type=float, default=0.0, help="messages/s per sender (0: unpaced)")
-    result = run(parser.parse_args())
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="CPU, function calls and statements per event in this process (SQLite, and PostgreSQL "
+                             "with --database-url); no server")
+    args = parser.parse_args()
+    if args.in_process_only:
+        report_in_process(args)
+        return
+    result = run(args)
     rows = [("database", result["backend"]), ("events sent / accepted", f"{result['events']} / {result['accepted']}"),
             ("events accepted per second", f"{result['events_per_s']:.0f}"),
             ("messages delivered to fake Twilio", f"{result['delivered']} ({result['during_ingest']} while ingesting)"),
