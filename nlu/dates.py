@@ -120,13 +120,25 @@ _PERIOD_RE = re.compile(_B + r"(?:(?P<morning>morning|por la manana|en la manana
                         r"|(?P<evening>evening|tonight|por la noche|ce soir|le soir|abends?|a noite|de noite))" + _E)
 
 
+class _Folding(dict):
+    """str.translate's table for `fold_keep_length`, filled as characters are met; characters past the
+    common scripts are folded each time and not kept, so hostile text cannot grow it without bound."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        folded = base if len(base) == 1 else ch
+        if code < 0x3000:
+            self[code] = folded
+        return folded
+
+
+_FOLDING = _Folding()
+
+
 def fold_keep_length(text: str) -> str:
     """Lowercase without accents, one character for one: offsets stay valid."""
-    out = []
-    for ch in text.lower():
-        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(base if len(base) == 1 else ch)
-    return "".join(out).replace("’", "'")
+    return text.lower().translate(_FOLDING).replace("’", "'")
 
 
 def zone(timezone: str | None) -> ZoneInfo:

@@ -55,14 +55,18 @@ def fold(text: str) -> str:
     return text.translate(_FOLD_TABLE)
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+_EXTENSION_CHARACTER = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+
+
 def is_gsm7(text: str) -> bool:
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return GSM7.issuperset(text)
 
 
 def size(text: str) -> SmsSize:
     """How `text` travels as an SMS: its encoding and how many segments it costs."""
-    if is_gsm7(text):
-        encoding, units = "GSM-7", sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+    if is_gsm7(text):  # an extension character costs two units (an escape, then the character)
+        encoding, units = "GSM-7", len(text) + len(_EXTENSION_CHARACTER.findall(text))
     else:
         encoding, units = "UCS-2", len(text.encode("utf-16-le")) // 2
     segments = 1 if units <= SINGLE[encoding] else math.ceil(units / PART[encoding])
