@@ -20,13 +20,12 @@ import numpy as np
 from nlu.embedded.features import Featurizer, fold
 from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature, softmax
 from nlu.sources import OUTSIDE, source_of
-from nlu.training_data import DATA_DIR, Example, TrainingData, fingerprint, load_training_data
+from nlu.training_data import CACHE_DIR, DATA_DIR, Example, TrainingData, fingerprint, load_training_data
 from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
 MODEL_VERSION = "embedded-ens-15"  # bump when features or training change: it is part of the key
-CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
 LANGUAGE_EPOCHS = 5  # x BATCHES mini-batches, like the intent heads
