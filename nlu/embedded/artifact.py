@@ -20,7 +20,14 @@ import numpy as np
 from nlu.embedded.features import Featurizer, fold
 from nlu.embedded.model import LinearModel, SparseRows, fit, fit_temperature, softmax
 from nlu.sources import OUTSIDE, source_of
-from nlu.training_data import CACHE_DIR, DATA_DIR, Example, TrainingData, fingerprint, load_training_data
+from nlu.training_data import (
+    CACHE_DIR,
+    DATA_DIR,
+    Example,
+    TrainingData,
+    fingerprint,
+    load_training_data,
+)
 from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
