@@ -146,7 +146,7 @@ def test_a_message_twilio_reports_undelivered_and_an_opt_out_code_are_events(cli
 
 @pytest.fixture
 def helpdesk_config(app_config, providers):
-    app_config["support"] = {"webhook_url": providers.url + "/helpdesk"}
+    app_config["support"]["webhook_url"] = providers.url + "/helpdesk"
     app_config["secrets"]["support_webhook_secret"] = "hd-secret"
     return app_config
 
