@@ -159,22 +159,29 @@ def _load_cached(path: Path) -> Artifact | None:
         known = _loaded.get(path)
         if known is not None and known[0] == version:
             return known[1]
-        try:
-            artifact = Artifact.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
-            return None
-        for head in (artifact.intent_head, artifact.language_head, artifact.word_head):
-            for array in (head.weights, head.bias) if head is not None else ():
-                array.setflags(write=False)  # shared: whoever would change it in place fails loudly
+    try:
+        artifact = Artifact.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("unreadable NLU cache %s (%s): retraining", path, exc)
+        return None
+    _remember(path, version, artifact)
+    return artifact
+
+
+def _remember(path: Path, version: tuple[int, int], artifact: Artifact) -> None:
+    for head in (artifact.intent_head, artifact.language_head, artifact.word_head):
+        for array in (head.weights, head.bias) if head is not None else ():
+            array.setflags(write=False)  # shared: whoever would change it in place fails loudly
+    with _loaded_lock:
         _loaded[path] = (version, artifact)
-        return artifact
 
 
 def _train_and_save(data_dir: Path, cache_dir: Path, path: Path) -> Artifact:
     logger.info("training the NLU model for this data (once; about 30 s, `lastmile nlu train` shows progress)")
     artifact = train(load_training_data(data_dir), key=path.stem)
     artifact.save(path)
+    stat = path.stat()
+    _remember(path, (stat.st_mtime_ns, stat.st_size), artifact)
     for stale in cache_dir.glob("embedded-*.npz"):
         if stale != path:
             stale.unlink(missing_ok=True)
