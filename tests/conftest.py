@@ -29,6 +29,14 @@ from bot.testing.config import (  # noqa: F401 (the tests import these from here
 from bot.testing.fakes import FakeProviders
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (a cluster of processes, a minute of waiting) first, in pytest-randomly's order
+    otherwise: `make test`'s two workers then share them from the start, instead of one of them running a
+    long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         backends = ["sqlite"]

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # mypy's own incremental cache (.mypy_cache, the one `make lint` keeps): it rechecks what changed since the last
 # run and what depends on it, ~3 s; a cold run (a fresh checkout, CI) is about 30 s of CPU, minutes beside the suite.
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_mypy_finds_no_error_in_the_product_code():
     done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -199,6 +199,7 @@ def _row_status(srv, providers) -> str:
         return session.scalar(select(OutboxItem.status).where(OutboxItem.to_address == providers.url + "/hooks/a"))
 
 
+@pytest.mark.slow
 def test_the_cli_adds_lists_rotates_and_removes(tmp_path, providers):
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
            "LASTMILE_PUBLIC_BASE_URL": "https://bot.example.test"}
