@@ -29,7 +29,6 @@ def queue_replies(client, srv) -> None:
         assert session.scalar(select(func.count()).select_from(OutboxItem)) == len(SENDERS)
 
 
-@pytest.mark.slow
 def test_two_dispatchers_together_keep_the_senders_rate_and_provoke_no_429(client, srv, providers):
     from bot.delivery.outbox import OutboxDispatcher
 
