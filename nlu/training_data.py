@@ -17,6 +17,7 @@ YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 logger = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"  # the trained model, keyed by the data's hash
 
 # [text](entity)  or  [text]{"entity": "x", "value": "y"}  or  [text](entity:value)
 _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+?)\](?:\((?P<short>[^)]+)\)|(?P<json>\{[^}]*\}))")

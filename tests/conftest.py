@@ -29,6 +29,31 @@ from bot.testing.config import (  # noqa: F401 (the tests import these from here
 from bot.testing.fakes import FakeProviders
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (a cluster of processes, a minute of waiting) first, in pytest-randomly's order
+    otherwise: `make test`'s two workers then share them from the start, instead of one of them running a
+    long test alone at the end. And `xdist_group` marks kept (see _keep_xdist_groups)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if getattr(config.option, "loadgroup", False):  # a pytest-xdist worker under --dist loadgroup
+        _keep_xdist_groups(items)
+
+
+def _keep_xdist_groups(items: list[pytest.Item]) -> None:
+    """pytest-xdist (3.8) sends the tests of one `xdist_group` to one worker by adding `@group` to their node
+    ids, through `item._nodeid`, which pytest 9.2 no longer reads (the id is `item._id`): each test went to any
+    worker, the Redis tests at once on both and the generated client built twice. The same suffix, where
+    pytest 9.2 reads it, for as long as xdist's own is missing."""
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         backends = ["sqlite"]

@@ -29,6 +29,7 @@ def lastmile(env, *args, input=None):
                           input=input, timeout=120)
 
 
+@pytest.mark.slow
 def test_db_upgrade_then_apikey_create_prints_the_key_last(env):
     result = lastmile(env, "db", "upgrade")
     assert result.returncode == 0, result.stderr
@@ -42,6 +43,7 @@ def test_db_upgrade_then_apikey_create_prints_the_key_last(env):
     assert key not in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_seed_is_idempotent_and_chat_answers_in_the_terminal(env):
     first = lastmile(env, "demo", "seed")
     assert first.returncode == 0 and "demo data: 4 new customers, 1 new driver, 5 new orders" in first.stdout
@@ -53,6 +55,7 @@ def test_demo_seed_is_idempotent_and_chat_answers_in_the_terminal(env):
     assert "welcome" in chat.stdout
 
 
+@pytest.mark.slow
 def test_interactive_chat_reads_stdin(env):
     lastmile(env, "demo", "seed")
     chat = lastmile(env, "chat", "--phone", "+15551230002", input="¿dónde está mi pedido?\n")
@@ -74,6 +77,7 @@ def test_telegram_set_webhook_without_a_secret_is_refused(env, providers):
     assert providers.telegram_calls("setWebhook") == []
 
 
+@pytest.mark.slow
 def test_telegram_poll_handles_updates_and_replies(env, providers):
     lastmile(env, "demo", "seed")
     providers.updates = [{"update_id": 41, "message": {
@@ -87,6 +91,7 @@ def test_telegram_poll_handles_updates_and_replies(env, providers):
     assert "LM-10001" in reply.value("text")
 
 
+@pytest.mark.slow
 def test_outbox_status_draws_a_chart(env):
     lastmile(env, "demo", "seed")
     lastmile(env, "chat", "--phone", "+15551230001", "-m", "hello")
@@ -94,6 +99,7 @@ def test_outbox_status_draws_a_chart(env):
     assert result.returncode == 0 and "sent" in result.stdout and "█" in result.stdout
 
 
+@pytest.mark.slow
 def test_outbox_failed_lists_masked_rows_and_retry_requeues_them(env):
     from sqlalchemy import create_engine, insert, select
 
@@ -134,6 +140,7 @@ def test_the_simulator_exists_only_in_demo_mode(client):
     assert client.post("/simulator/api/messages", json={"address": "+15551230001", "text": "hi"}).status_code == 404
 
 
+@pytest.mark.slow
 def test_apikey_create_with_a_brand_makes_a_key_for_that_brand_only(env):
     assert lastmile(env, "db", "upgrade").returncode == 0
     missing = lastmile(env, "apikey", "create", "acme-shop", "--brand", "acme")

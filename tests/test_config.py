@@ -226,6 +226,8 @@ def test_any_setting_by_the_generic_rule_typed_by_its_default():
     ({"LASTMILE__MEDIA__TYPES": "image/png"}, "LASTMILE__MEDIA__TYPES"),
     ({"LASTMILE__SECRETS__TWILIO_AUTH_TOKEN": "x"}, "LASTMILE__SECRETS__TWILIO_AUTH_TOKEN"),  # secrets: named only
     ({"LASTMILE__OUTBOX__MODE": "carrier-pigeon"}, "outbox.mode"),
+    ({"LASTMILE__SUPPORT__PASSWORD_HASHING__MEMORY_KIB": "16"}, "support.password_hashing"),  # < 8 x 4 lanes
+    ({"LASTMILE__SUPPORT__PASSWORD_HASHING__TIME_COST": "0"}, "support.password_hashing"),
 ])
 def test_a_bad_generic_variable_stops_start_up_naming_it(environ, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):

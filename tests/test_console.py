@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from db.models import Conversation, Handoff, Message, OutboxItem
@@ -37,7 +38,15 @@ def test_sign_in_sets_a_httponly_lax_session_cookie_and_shows_the_queue(client, 
     assert page.headers["Cache-Control"] == "no-store"
 
 
-def test_wrong_password_and_unknown_user_get_the_same_answer_in_similar_time(client, agents):
+@pytest.fixture
+def default_hashing_cost(app_config):
+    """config.yml's argon2 cost (the tests' own is so low that the request around it would hide it)."""
+    from bot.core.config import load_config
+
+    app_config["support"]["password_hashing"] = load_config()["support"]["password_hashing"]
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer_in_similar_time(default_hashing_cost, client, agents):
     started = time.perf_counter()
     wrong = sign_in(client, "sam", "not the password")
     wrong_time = time.perf_counter() - started
@@ -50,6 +59,28 @@ def test_wrong_password_and_unknown_user_get_the_same_answer_in_similar_time(cli
     assert strip(wrong) == strip(unknown)
     assert unknown_time > wrong_time / 3  # the unknown name also pays for an argon2 verification
     assert client.get("/console/").status_code == 302
+
+
+@pytest.fixture
+def raised_hashing_cost(app_config):
+    app_config["support"]["password_hashing"] = {"time_cost": 2, "memory_kib": 1024, "parallelism": 2}
+
+
+def test_a_password_hashed_at_another_cost_is_rehashed_at_the_configured_one_when_it_signs_in(
+        raised_hashing_cost, client, srv):
+    from argon2 import PasswordHasher
+
+    from db.models import Agent
+
+    with srv.db.session() as session:
+        session.add(Agent(username="sam", name="Sam", role="agent", active=True,
+                          password_hash=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)))
+    assert sign_in(client).status_code == 302
+    with srv.db.session() as session:
+        stored = session.scalar(select(Agent.password_hash).where(Agent.username == "sam"))
+    assert stored.startswith("$argon2id$v=19$m=1024,t=2,p=2$")
+    client.post("/console/logout", data={"csrf_token": csrf_of(client, "/console/")})
+    assert sign_in(client).status_code == 302  # the new hash verifies
 
 
 def test_sign_in_is_throttled_per_username_after_repeated_failures(client, agents):

@@ -428,6 +428,7 @@ def test_worker_without_a_secret_key_stops_with_one_clear_line(tmp_path):
     assert result.returncode != 0 and len(lines) == 1 and "LASTMILE_SECRET_KEY" in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_agent_password_on_the_command_line_ends_every_console_session(tmp_path, providers):
     from app import create_app
 

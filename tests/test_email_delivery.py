@@ -76,6 +76,7 @@ def test_a_5xx_answer_fails_at_once_and_the_sms_still_goes(database_url, provide
         assert len(bodies(providers)) == 1
 
 
+@pytest.mark.slow
 def test_a_connection_dropped_during_data_is_an_unknown_outcome_sent_again_with_the_same_message_id(
         database_url, providers, smtp):
     smtp.mailbox.data_replies.append(DROP)

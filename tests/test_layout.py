@@ -101,6 +101,7 @@ print(repr(failures))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # ~150 forks importing the app: 9 s idle (31 s before the models were loaded first)
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     """Import order cannot hide a cycle or a missing import: each module first, alone, in a new process."""

@@ -11,6 +11,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.servers import lastmile_serve, server_env
 
 
@@ -27,6 +29,7 @@ def _answer_then_keep_open(host: str, port: int) -> tuple[socket.socket, float]:
     return sock, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_a_client_lingering_after_connection_close_does_not_stall_kept_alive_clients(tmp_path):
     with lastmile_serve(tmp_path, server_env(tmp_path), workers=1) as base:
         parts = urlsplit(base)

@@ -9,6 +9,7 @@ import sys
 import time
 from urllib.parse import urlencode
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -42,6 +43,7 @@ def test_an_unusable_request_id_is_replaced(client):
         assert given != bad and len(given) == 32
 
 
+@pytest.mark.slow
 def test_json_logs_follow_a_message_from_webhook_to_provider_without_tokens_or_numbers(providers, tmp_path):
     env = server_env(tmp_path, LASTMILE_LOG_FORMAT="json", LASTMILE_PUBLIC_BASE_URL=PUBLIC_URL,
                      TWILIO_API_BASE_URL=providers.url, TWILIO_ACCOUNT_SID=TWILIO_SID,

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,6 +40,7 @@ def test_metrics_count_requests_sends_and_queues(client, srv, providers, seeded)
     assert "not-a-real-token" not in text and "+1555" not in text  # route templates, never values
 
 
+@pytest.mark.slow
 def test_gunicorn_workers_add_up_in_one_scrape(tmp_path):
     with lastmile_serve(tmp_path, server_env(tmp_path), workers=2) as base:
         for _ in range(40):  # keep-alive off: connections spread over both workers

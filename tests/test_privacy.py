@@ -272,6 +272,7 @@ def lastmile(env, *args):
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_customer_export_and_erase_on_the_command_line(env):
     assert lastmile(env, "demo", "seed").returncode == 0
     assert lastmile(env, "chat", "--phone", ALICE, "-m", "where is my order?").returncode == 0
@@ -285,6 +286,7 @@ def test_customer_export_and_erase_on_the_command_line(env):
     assert again.returncode != 0 and "no customer" in again.stderr
 
 
+@pytest.mark.slow
 def test_apikey_list_revoke_and_rotate_on_the_command_line(env):
     created = lastmile(env, "apikey", "create", "acme")
     key = created.stdout.strip().splitlines()[-1]

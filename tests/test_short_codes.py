@@ -18,6 +18,7 @@ def _codes(session, driver_ref: str) -> Counter:
     return Counter(o.short_code for o in orders if o.status != "created")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notify", [True, False], ids=["with-listeners", "like-the-demo-seed"])
 def test_codes_stay_unique_against_recently_delivered_orders(app, srv, notify):
     """200 orders delivered a moment ago, then 100 new ones: with 9,000 codes, a rule that looked only at

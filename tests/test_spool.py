@@ -231,6 +231,7 @@ def _wait(predicate, timeout: float) -> bool:
     return predicate()
 
 
+@pytest.mark.slow
 def test_database_down_10_s_every_message_answered_200_then_for_real_once(outage_app, providers):
     from db.models import Message
 

@@ -175,6 +175,7 @@ def test_a_rating_button_is_thanked_in_the_customers_language(client, srv, auth,
     assert inbound_count(srv) == 1
 
 
+@pytest.mark.slow
 def test_poll_mode_answers_the_button_press_through_the_bot_api(tmp_path, providers):
     import os
     import subprocess

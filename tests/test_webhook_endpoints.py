@@ -146,7 +146,7 @@ def test_a_message_twilio_reports_undelivered_and_an_opt_out_code_are_events(cli
 
 @pytest.fixture
 def helpdesk_config(app_config, providers):
-    app_config["support"] = {"webhook_url": providers.url + "/helpdesk"}
+    app_config["support"]["webhook_url"] = providers.url + "/helpdesk"
     app_config["secrets"]["support_webhook_secret"] = "hd-secret"
     return app_config
 
@@ -199,6 +199,7 @@ def _row_status(srv, providers) -> str:
         return session.scalar(select(OutboxItem.status).where(OutboxItem.to_address == providers.url + "/hooks/a"))
 
 
+@pytest.mark.slow
 def test_the_cli_adds_lists_rotates_and_removes(tmp_path, providers):
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
            "LASTMILE_PUBLIC_BASE_URL": "https://bot.example.test"}

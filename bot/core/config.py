@@ -318,6 +318,10 @@ def _validate(config: dict[str, Any]) -> None:
     for channel, rate in (get(config, "outbox.pacing") or {}).items():
         if not 0 <= rate <= 1000:
             raise ConfigError(f"outbox.pacing.{channel}: messages per second from 0 (unpaced) to 1000, got {rate!r}")
+    cost = get(config, "support.password_hashing")
+    if not (cost["time_cost"] >= 1 and cost["parallelism"] >= 1 and cost["memory_kib"] >= 8 * cost["parallelism"]):
+        raise ConfigError("support.password_hashing: time_cost and parallelism at least 1, memory_kib at least "
+                          f"8 x parallelism (argon2's minimum), got {cost!r}")
     if not 0 <= get(config, "app.trusted_proxies") <= 5:
         raise ConfigError("app.trusted_proxies: must be from 0 to 5")
     for key in ("tracking.link_ttl_days", "retention.messages_days", "retention.outbox_days",

@@ -36,6 +36,9 @@ def base_config(database_url: str, providers_url: str, **extra: Any) -> dict[str
         "notifications": {"quiet_hours": {"enabled": False}},
         # The daily retention purge is a scheduled job due at a time of day; its tests enable it.
         "retention": {"enabled": False},
+        # argon2id at its least cost (a hash in ~1 ms instead of ~0.25 s of CPU: three agents and a sign-in per
+        # console test); tests/test_console.py's timing test signs in at the default cost.
+        "support": {"password_hashing": {"time_cost": 1, "memory_kib": 8, "parallelism": 1}},
         "secrets": {"twilio_auth_token": TWILIO_TOKEN, "telegram_bot_token": TELEGRAM_TOKEN,
                     "telegram_webhook_secret": TELEGRAM_SECRET, "secret_key": "test-secret-key"},
     }

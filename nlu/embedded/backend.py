@@ -6,22 +6,21 @@ import logging
 import threading
 from datetime import datetime
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nlu import entities as entity_extractors
-from nlu.embedded.artifact import (
-    CACHE_DIR,
-    Artifact,
-    decide,
-    keyword_intent,
-    keyword_intents,
-    load_or_train,
-)
 from nlu.langdetect import detect_language
 from nlu.shortcut import parse_shortcut
-from nlu.training_data import DATA_DIR
+from nlu.training_data import CACHE_DIR, DATA_DIR
 from nlu.types import LANGUAGES, MAX_PARSE_CHARS, Intent
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nlu.embedded.artifact import Artifact
+
+# numpy and the model's code (nlu/embedded/artifact.py) are imported at the first parse, not with this module:
+# `create_app` builds a backend, and a command that never parses text (`lastmile apikey list`) never loads them.
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +48,8 @@ class EmbeddedBackend:
     @classmethod
     def from_artifact(cls, artifact: Artifact, **kwargs) -> EmbeddedBackend:
         """A backend over an already trained model (evaluation runs; nothing cached)."""
+        from nlu.embedded.artifact import keyword_intents
+
         backend = cls(**kwargs)
         backend._featurizer = artifact.featurizer()
         backend._keywords = keyword_intents(artifact.synonyms)
@@ -65,6 +66,8 @@ class EmbeddedBackend:
         return self._artifact
 
     def _load(self) -> None:
+        from nlu.embedded.artifact import keyword_intents, load_or_train
+
         artifact = load_or_train(self.data_dir, self.cache_dir)
         self._featurizer = artifact.featurizer()
         self._keywords = keyword_intents(artifact.synonyms)
@@ -91,6 +94,10 @@ class EmbeddedBackend:
         shortcut = parse_shortcut(text)
         if shortcut is not None:
             return shortcut
+        import numpy as np
+
+        from nlu.embedded.artifact import decide, keyword_intent
+
         art = self.artifact
         intent_probs, language_probs = self.classify(text)
         order = np.argsort(-intent_probs)[:RANKING_SIZE]

@@ -76,6 +76,7 @@ def test_agent_takes_an_sms_handoff_replies_and_the_reply_reaches_twilio(
     assert page.external == [] and page.errors == []
 
 
+@pytest.mark.slow
 def test_screenshots_of_the_queue_conversation_and_analytics(laptop, console_url, app, client, srv, staff,
                                                              tmp_path):
     from bot.web.console.demo_support import open_demo_handoffs, seed_support

@@ -135,6 +135,22 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path):
     changed.artifact  # noqa: B018
     new = artifact_path(data, cache)
     assert new != old and new.exists() and not old.exists()
+    assert changed.artifact is not first.artifact and changed.artifact.key == new.stem
+
+
+def test_backends_in_one_process_share_the_model_read_from_one_file(tmp_path: Path):
+    """Every app of a process (the tests build one per test) reads the model file once; a file replaced under the
+    same name is read again."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    (data / "core.yml").write_text(TINY_DATA, encoding="utf-8")
+    first, second = EmbeddedBackend(data, cache_dir=cache), EmbeddedBackend(data, cache_dir=cache)
+    assert first.artifact is second.artifact
+    with pytest.raises(ValueError, match="read-only"):
+        first.artifact.intent_head.weights[0, 0] = 1.0  # shared, so nobody changes it in place
+    path = artifact_path(data, cache)
+    first.artifact.save(path)  # the same model written again: a new file under the same name
+    assert EmbeddedBackend(data, cache_dir=cache).artifact is not first.artifact
 
 
 TRAIN_ONE = """

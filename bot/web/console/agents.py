@@ -16,26 +16,37 @@ from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.core.config import config_of
 from bot.web import csrf
 from db.models import Agent, ConsoleSession, VerificationAttempt, utcnow
 from db.session import rows_changed
 
 logger = logging.getLogger(__name__)
 
-HASHER = PasswordHasher()
 ROLES = ("agent", "supervisor")
 THROTTLE_CHANNEL = "console_login"  # rows in verification_attempts: address "user:<name>" / "ip:<addr>"
 
 
 @cache
-def _dummy_hash() -> str:
+def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
+def hasher(session: Session) -> PasswordHasher:
+    """argon2id with the cost in `support.password_hashing` of the app that made `session`."""
+    cost = config_of(session)["support"]["password_hashing"]
+    return _hasher(cost["time_cost"], cost["memory_kib"], cost["parallelism"])
+
+
+@cache
+def _dummy_hash(with_hasher: PasswordHasher) -> str:
     """Verified when the username is unknown, so that a wrong name costs as long as a wrong password. Made on
     first use: hashing takes ~0.3 s of CPU, which every process start (each CLI command) paid before."""
-    return HASHER.hash(secrets.token_urlsafe(16))
+    return with_hasher.hash(secrets.token_urlsafe(16))
 
 
-def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+def hash_password(session: Session, password: str) -> str:
+    return hasher(session).hash(password)
 
 
 def create_agent(session: Session, username: str, password: str, *, role: str = "agent",
@@ -44,7 +55,7 @@ def create_agent(session: Session, username: str, password: str, *, role: str = 
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
         raise ValueError("the password must have at least 8 characters")
-    agent = Agent(username=username.strip().lower(), name=name or username, password_hash=hash_password(password),
+    agent = Agent(username=username.strip().lower(), name=name or username, password_hash=hash_password(session, password),
                   role=role, active=True)
     session.add(agent)
     session.flush()
@@ -118,15 +129,16 @@ def record_attempt(session: Session, keys: list[str], succeeded: bool) -> None:
 def authenticate(session: Session, username: str, password: str) -> Agent | None:
     """The agent if the password is right; the same work is done for an unknown username."""
     agent = session.scalar(select(Agent).where(Agent.username == username.strip().lower()))
-    stored = agent.password_hash if agent is not None and agent.active else _dummy_hash()
+    current = hasher(session)
+    stored = agent.password_hash if agent is not None and agent.active else _dummy_hash(current)
     try:
-        HASHER.verify(stored, password)
+        current.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
     if agent is None or not agent.active:
         return None
-    if HASHER.check_needs_rehash(agent.password_hash):
-        agent.password_hash = hash_password(password)
+    if current.check_needs_rehash(agent.password_hash):  # support.password_hashing changed since it was set
+        agent.password_hash = current.hash(password)
     return agent
 
 
@@ -193,7 +205,7 @@ def change_password(db_session: Session, agent: Agent, new_password: str, *, kee
     """Set a new password and end the agent's other sessions; returns how many were ended."""
     if len(new_password) < 8:
         raise ValueError("the password must have at least 8 characters")
-    agent.password_hash = hash_password(new_password)
+    agent.password_hash = hash_password(db_session, new_password)
     return revoke_sessions(db_session, agent.id, keep_id=keep_id)
 
 
