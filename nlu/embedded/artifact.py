@@ -25,7 +25,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-ens-15"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-16"  # bump when features or training change: it is part of the key
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
