@@ -69,9 +69,9 @@ def test_nah_not_really_declines_the_offer(client, srv, providers, seeded):
 
 # The two tests below use a message the current model puts in the grey zone of change_address
 # (probability ~0.58, out_of_scope ~0.36 since the seventh issue-10 session; ~0.70 / 0.26 in the sixth); if
-# the model moves it out, pick another. ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87;
-# "I want to change the delivery" until the fifth, which made it sure too: 0.87; "I'd like to change the
-# delivery" until the sixth, which made it reschedule 0.75.)
+# the model moves it out, pick another. ("I want to change my delivery" was until the second issue-10 data
+# batch, which made it sure: 0.87; "I want to change the delivery" until the fifth, which made it sure too:
+# 0.87; "I'd like to change the delivery" until the sixth, which made it reschedule 0.75.)
 GREY_CHANGE = "I want it to go elsewhere"
 
 
