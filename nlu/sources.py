@@ -10,11 +10,11 @@ from pathlib import Path
 # data written by people outside the project (nlu/data/SOURCES.md)
 OUTSIDE = {"hwu64": "hwu64", "snips": "snips", "banking77": "banking77", "sgd": "sgd", "taskmaster": "taskmaster",
            "xsid": "xsid", "nlupp": "nlupp"}
-# registers written for issue 10 (formal, procedural, support-ticket, wrappers, chit-chat): six
+# registers written for issue 10 (formal, procedural, support-ticket, wrappers, chit-chat): seven
 # batches written apart, each scored by a model trained on everything else before it was added
 WRITTEN = {"registers": "registers", "customer_service": "customer-service", "everyday_asks": "everyday-asks",
            "outsider_voices": "outsider-voices", "support_tickets": "support-tickets",
-           "howto_and_letters": "howto-and-letters"}
+           "howto_and_letters": "howto-and-letters", "plain_asks": "plain-asks"}
 OWN = "lastmile-writers"
 
 

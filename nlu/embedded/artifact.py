@@ -33,7 +33,7 @@ from nlu.types import INTENTS, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-ens-15"  # bump when features or training change: it is part of the key
+MODEL_VERSION = "embedded-ens-16"  # bump when features or training change: it is part of the key
 EPOCHS = 8
 FINE_TUNE_EPOCHS = 3
 LANGUAGE_EPOCHS = 5  # x BATCHES mini-batches, like the intent heads

@@ -1,8 +1,9 @@
 """Robust text handling before features: placeholders become words, "help me to ..." /
 "I need assistance with ..." wrappers are taken off a request, and so are salutations and letter
 openings before it ("Bonjour madame, ...", "Sehr geehrte Damen und Herren, ...", "Olá, boa tarde,
-...") and a letter's closing after it ("Cordialement", "Mit freundlichen Grüßen, Anna"), in the
-five languages.
+...", with their small talk or a question announced: "hey du, alles klar? ...", "Hallo, ich habe eine Frage:
+...") and a letter's closing after it ("Cordialement", "Mit freundlichen Grüßen, Anna"), in the five
+languages.
 
 Works on folded text (`features.fold`: lowercase, no accents, straight apostrophes). A wrapper
 comes off only when at least two words remain, so "help me", "I need help" stay `help`; a
@@ -61,7 +62,7 @@ MIN_WORDS_AFTER_SALUTATION = 3
 _TO = (r"(?:there|all|everyone|everybody|guys|folks|team|support(?:\s+team)?|"
        r"a\s+todos|todos|chicos|equipo|senor(?:a|ita)?|"
        r"madame|monsieur|mademoiselle|messieurs|tout\s+le\s+monde|(?:l')?equipe|"
-       r"zusammen|leute|allerseits|(?:herr|frau)\s+[^\s,:;.!?]+|"
+       r"zusammen|leute|allerseits|du|ihr|(?:herr|frau)\s+[^\s,:;.!?]+|"
        r"pessoal|gente|equipa|equipe|senhor(?:a)?)")
 # A letter's formal address, up to its comma: "Dear Sir or Madam,", "Estimados señores:",
 # "Sehr geehrte Frau Weber,", "Prezados senhores,", "Chère équipe,"
@@ -81,9 +82,17 @@ _GREETING = (r"(?:hi|hello|hey|hiya|heya|howdy|greetings|good\s+(?:morning|after
 _HOW_ARE_YOU = (r"(?:how\s+are\s+(?:you|u)(?:\s+doing)?|hope\s+(?:you're|you\s+are)\s+well|"
                 r"que\s+tal|como\s+estas?|ca\s+va|comment\s+allez[- ]vous|"
                 r"wie\s+geht(?:'s|s|\s+es)?(?:\s+(?:ihnen|dir))?|"
-                r"tudo\s+(?:bem|bom|certo)|como\s+vai(?:\s+(?:voce|o\s+senhor|a\s+senhora))?)\s*[?,!.]")
+                r"tudo\s+(?:bem|bom|certo)|como\s+vai(?:\s+(?:voce|o\s+senhor|a\s+senhora))?|"
+                r"alles\s+(?:klar|gut|fit|ok)(?:\s+bei\s+(?:dir|euch|ihnen))?|wie\s+lauft'?s(?:\s+so)?)\s*[?,!.]")
+# "ich hätte da eine Frage", "I have a quick question", "j'ai une question": an announcement, not the request;
+# after a greeting it goes with it, so "guten Tag, ich hätte da eine Frage" keeps all its words (greet) and
+# "Hallo, ich habe eine Frage: wo ist mein Paket?" is asked as "wo ist mein Paket?"
+_A_QUESTION = (r"(?:ich\s+(?:hatte|habe|hab)|i\s+(?:have|'ve\s+got|got)|j'ai|tengo|tenho|eu\s+tenho)"
+               r"(?:\s+(?:da|mal|nur|noch|just|une|una|uma|a|eine|ne))+\s+(?:(?:kurze|kleine|quick|small|petite|"
+               r"pequena)\s+)?(?:frage|question|pregunta|duda|pergunta|duvida)(?:\s*[?,!.:]|\s*$)")
 _OPENING = re.compile(
-    rf"^\s*(?:{_ADDRESS}|{_GREETING}(?:\s+{_TO})?\b[\s,:;.!?¡¿-]*(?:{_HOW_ARE_YOU})?|{_HOW_ARE_YOU})[\s,:;.!?¡-]*")
+    rf"^\s*(?:{_ADDRESS}|{_GREETING}(?:\s+{_TO})?\b[\s,:;.!?¡¿-]*(?:{_HOW_ARE_YOU}|{_A_QUESTION})?|{_HOW_ARE_YOU}|"
+    rf"{_A_QUESTION})[\s,:;.!?¡-]*")
 # A letter's closing at the end, after a punctuation mark or a line break, with a name of up to
 # three words: "..., Cordialement, Marie Dupont" ("I'm writing with regards to my order" keeps its words)
 _CLOSING = re.compile(

@@ -68,10 +68,10 @@ def test_nah_not_really_declines_the_offer(client, srv, providers, seeded):
 
 
 # The two tests below use a message the current model puts in the grey zone of change_address
-# (probability ~0.70, out_of_scope ~0.26, since the sixth issue-10 session); if the model moves it out, pick
-# another. ("I want to change my delivery" was until the second issue-10 data batch, which made it sure: 0.87;
-# "I want to change the delivery" until the fifth, which made it sure too: 0.87; "I'd like to change the
-# delivery" until the sixth, which made it reschedule 0.75.)
+# (probability ~0.58, out_of_scope ~0.36 since the seventh issue-10 session; ~0.70 / 0.26 in the sixth); if
+# the model moves it out, pick another. ("I want to change my delivery" was until the second issue-10 data
+# batch, which made it sure: 0.87; "I want to change the delivery" until the fifth, which made it sure too:
+# 0.87; "I'd like to change the delivery" until the sixth, which made it reschedule 0.75.)
 GREY_CHANGE = "I want it to go elsewhere"
 
 
@@ -100,9 +100,10 @@ def opted_out(srv, address: str) -> bool:
         return session.scalar(select(Conversation.opted_out).where(Conversation.address == address))
 
 
-# "I'd rather not get these messages": opt_out at ~0.64 (the backend accepts it, the policy's act
-# bar is 0.80); "the alerts are too much": out_of_scope for the backend (opt_out ~0.46 < 0.5, and
-# out_of_scope ~0.34 over the veto), opt_out first in its ranking. Both in the grey zone of the current
+# "I'd rather not get these messages": opt_out at ~0.69 (the backend accepts it, the policy's act
+# bar is 0.80); "the alerts are too much": out_of_scope for the backend (opt_out ~0.66, but out_of_scope
+# ~0.26 over the veto; in the sixth session opt_out ~0.46 < 0.5), opt_out first in its ranking. Both in the
+# grey zone of the current
 # model (checked on the ranking; "can I turn off the alerts" was, until the second issue-10 data batch,
 # "I'd prefer fewer messages from you" until the third, which left it at opt_out 0.35: a clarifying
 # question, "could you turn off the alerts" until the fourth, which made it sure: 0.85, "could you

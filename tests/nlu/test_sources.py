@@ -25,7 +25,7 @@ SHARE_ALIKE = {"sgd", "xsid"}
     ("pt_everyday_asks.yml", "everyday-asks"), ("de_outsider_voices.yml", "outsider-voices"),
     ("en_registers_support.yml", "registers"), ("de_registers.yml", "registers"),
     ("fr_customer_service.yml", "customer-service"), ("en_core.yml", OWN), ("pt_messy_texts.yml", OWN),
-    ("de_howto_and_letters.yml", "howto-and-letters"),
+    ("de_howto_and_letters.yml", "howto-and-letters"), ("fr_plain_asks.yml", "plain-asks"),
 ])
 def test_a_file_belongs_to_the_source_its_name_says(name, source):
     assert source_of(name) == source
