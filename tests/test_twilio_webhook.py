@@ -156,6 +156,42 @@ def test_a_message_waits_for_the_turn_that_holds_its_conversation_and_sees_what_
         assert reply is not None and "Puedo ayudarte" in (reply.text or ""), reply.text
 
 
+def test_a_notification_to_a_person_is_not_held_up_by_their_turn_in_progress(app, srv, seeded, auth, backend):
+    """A turn holds its conversation's row until it commits (FOR NO KEY UPDATE, the lock an UPDATE takes): a
+    carrier event's message to the same person, written by another transaction, refers to that row and must not
+    wait for the turn (FOR UPDATE would make it). The turn is kept open here by its own inbound insert, waiting
+    on the test's uncommitted row with the same provider id."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no lock to compare")
+    customer = "+15551230003"  # LM-10003 and LM-10004
+    assert post_twilio(app.test_client(), twilio_params(customer, "hello")).status_code == 200
+    sid = "SM" + "7" * 32
+    with Database(srv.db.url, pool_size=1, max_overflow=0).engine.connect() as blocker:  # the app's schema
+        other = blocker.exec_driver_sql("INSERT INTO conversations (channel, address, role, state, opted_out, "
+                                        "handoff_active, created_at, updated_at) VALUES ('sms', '+15550009999', "
+                                        "'customer', '{}', false, false, now(), now()) RETURNING id").scalar_one()
+        blocker.exec_driver_sql("INSERT INTO messages (conversation_id, direction, channel, provider_id, sender, "
+                                f"kind, data, status, created_at, updated_at) VALUES ({other}, 'in', 'sms', "
+                                f"'{sid}', 'customer', 'text', '{{}}', 'received', now(), now())")
+        turn_status: list[int] = []
+        turn = threading.Thread(target=lambda: turn_status.append(
+            post_twilio(app.test_client(), twilio_params(customer, "where is my order?", sid=sid)).status_code))
+        turn.start()
+        turn.join(1.0)  # its look-up did not see the uncommitted row; its insert now waits on it
+        assert turn.is_alive()
+        event_status: list[int] = []
+        event = threading.Thread(target=lambda: event_status.append(app.test_client().post(
+            "/api/v1/orders/LM-10004/events", json={"type": "out_for_delivery"}, headers=auth).status_code))
+        event.start()
+        event.join(10)
+        held_up = event.is_alive()
+        blocker.rollback()  # the turn's insert goes through
+    turn.join(30)
+    event.join(30)
+    assert not held_up, "the carrier event waited for the customer's turn"
+    assert event_status == [201] and turn_status == [200]
+
+
 def test_a_message_that_meets_a_pooled_connection_the_database_dropped_is_handled_not_spooled(
         client, srv, providers, seeded, backend):
     """The database restarted, or ended the pool's connections, moments ago: the first statement on such a

@@ -15,8 +15,10 @@ OPT_OUT_CODES = {"21610"}  # Twilio: the recipient replied STOP to the sending n
 BY_ADDRESS = select(Conversation).where(Conversation.channel == bindparam("channel"),
                                         Conversation.address == bindparam("address"))
 # The turn's own conversation: on PostgreSQL its row is locked until the turn commits, so that a second message
-# of the same person waits, then sees what the first one changed (SQLite has one writer at a time anyway).
-BY_ADDRESS_FOR_TURN = BY_ADDRESS.with_for_update()
+# of the same person waits, then sees what the first one changed (SQLite has one writer at a time anyway). FOR NO
+# KEY UPDATE, the lock an UPDATE of the row takes anyway: rows that refer to the conversation (a notification's
+# message from another transaction) are not held up by it, as they would be by FOR UPDATE.
+BY_ADDRESS_FOR_TURN = BY_ADDRESS.with_for_update(key_share=True)
 OF_ADDRESSES = select(Conversation).where(
     tuple_(Conversation.channel, Conversation.address).in_(bindparam("addresses", expanding=True)))
 
