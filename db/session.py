@@ -71,7 +71,7 @@ def insert_unless_exists(session: Session, obj: _Row, unless: tuple[str, ...]) -
         if new_id is None:
             return None
     else:
-        inserted = connection.execute(_insert(table), row).inserted_primary_key
+        inserted = connection.execute(insert_statement(table), row).inserted_primary_key
         new_id = inserted[0] if inserted is not None else None
     setattr(obj, primary_key.key, new_id)
     make_transient_to_detached(obj)
@@ -80,7 +80,7 @@ def insert_unless_exists(session: Session, obj: _Row, unless: tuple[str, ...]) -
 
 
 @cache  # building a statement costs more than running it (SQLAlchemy caches only the compiled form)
-def _insert(table: Table) -> Insert:
+def insert_statement(table: Table) -> Insert:
     return insert(table)
 
 
@@ -100,10 +100,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# A pooled PostgreSQL connection is pinged before use only when it has sat idle this long: one that served a
+# request a moment ago is alive (SQLAlchemy's pool_pre_ping costs a round trip on every checkout, two per inbound
+# message). A connection that died meanwhile fails its first statement; SQLAlchemy then invalidates the whole pool,
+# and the webhook handles the message again on a new connection (bot/web/webhooks.py `_handle_one`).
+PING_AFTER_IDLE_SECONDS = 1.0  # the default of `Database(ping_after_idle=...)`
+
+
 class Database:
     """One engine and session factory per process; sessions are short and explicit."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10,
+                 ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> None:
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -126,7 +134,7 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
             event.listen(self.engine, "checkin", _idle_from)
-            event.listen(self.engine, "checkout", _pinger(self.engine.dialect))
+            event.listen(self.engine, "checkout", _pinger(self.engine.dialect, ping_after_idle))
         # Handed to every session as `session.info` (the app puts what its sessions need to find here).
         self.info: dict[str, Any] = {}
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
@@ -221,21 +229,14 @@ class Database:
         self._turns = None
 
 
-# A pooled PostgreSQL connection is pinged before use only when it has sat idle this long: one that served a
-# request a moment ago is alive (SQLAlchemy's pool_pre_ping costs a round trip on every checkout, two per inbound
-# message). A connection that died meanwhile fails its first statement; SQLAlchemy then invalidates the whole pool,
-# and the webhooks spool what arrived (bot/web/spool.py).
-PING_AFTER_IDLE_SECONDS = 1.0
-
-
 def _idle_from(_dbapi_connection: Any, record: Any) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
-def _pinger(dialect: Any) -> Callable[[Any, Any, Any], None]:
+def _pinger(dialect: Any, after_idle: float) -> Callable[[Any, Any, Any], None]:
     def ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+        if since is None or time.monotonic() - since < after_idle:
             return
         try:
             dialect.do_ping(dbapi_connection)

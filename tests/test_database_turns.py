@@ -116,11 +116,15 @@ def _backend_pid(database: Database) -> int:
         return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
 
-def _terminate(pid: int) -> None:
-    killer = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
+def terminate_backends(url: str, pids: list[int]) -> None:
+    """End these server connections, and wait until they are gone (pg_terminate_backend only signals)."""
+    killer = Database(url, pool_size=1, max_overflow=0)
+    listed = ", ".join(map(str, pids))
     try:
         with killer.engine.connect() as connection:
-            assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{listed}]) AS pid")
+            while connection.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({listed})").scalar_one():
+                time.sleep(0.01)
     finally:
         killer.dispose()
 
@@ -129,9 +133,7 @@ def _terminate(pid: int) -> None:
 def test_a_connection_in_steady_use_is_not_pinged_and_one_that_died_idle_is_replaced_unseen():
     """SQLAlchemy's pool_pre_ping cost a round trip on every checkout (two per inbound message); a pooled
     connection is now pinged only after sitting idle (`PING_AFTER_IDLE_SECONDS`)."""
-    from db import session as sessions
-
-    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
+    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0, ping_after_idle=0.3)
     watcher = Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0)
     try:
         pid = _backend_pid(database)
@@ -141,8 +143,8 @@ def test_a_connection_in_steady_use_is_not_pinged_and_one_that_died_idle_is_repl
                     last = watching.exec_driver_sql(f"SELECT query FROM pg_stat_activity WHERE pid = {pid}").scalar_one()
                     assert last.strip() != ";", f"checkout {n} was pinged"
                     assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() == pid
-        _terminate(pid)  # the server ends the pooled connection while it sits idle
-        time.sleep(sessions.PING_AFTER_IDLE_SECONDS + 0.2)
+        terminate_backends(os.environ["TEST_DATABASE_URL"], [pid])  # ended while it sits idle in the pool
+        time.sleep(0.4)
         with database.session() as session:  # pinged, found dead, replaced: no error reaches the caller
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:
@@ -152,10 +154,10 @@ def test_a_connection_in_steady_use_is_not_pinged_and_one_that_died_idle_is_repl
 
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")
 def test_a_connection_that_died_within_the_idle_window_fails_once_and_the_pool_recovers():
-    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=2, max_overflow=0)
+    database = Database(os.environ["TEST_DATABASE_URL"], pool_size=2, max_overflow=0, ping_after_idle=600)
     try:
         pid = _backend_pid(database)
-        _terminate(pid)
+        terminate_backends(os.environ["TEST_DATABASE_URL"], [pid])
         with pytest.raises(DBAPIError) as failure, database.session() as session:
             session.execute(text("SELECT 1"))
         assert failure.value.connection_invalidated

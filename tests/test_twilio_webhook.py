@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -14,6 +13,7 @@ from twilio.request_validator import RequestValidator
 from db.models import Conversation, Message, OutboxItem
 from db.session import Database
 from tests.conftest import TWILIO_TOKEN, post_twilio, twilio_params, twilio_signature
+from tests.test_database_turns import terminate_backends
 
 
 def count(srv, model, *where):
@@ -204,11 +204,7 @@ def test_a_message_that_meets_a_pooled_connection_the_database_dropped_is_handle
     pids = [connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for connection in held]
     for connection in held:
         connection.close()  # back to the pool, alive as far as the pool knows
-    with Database(os.environ["TEST_DATABASE_URL"], pool_size=1, max_overflow=0).engine.connect() as killer:
-        for pid in pids:
-            killer.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
-        while killer.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({', '.join(map(str, pids))})").scalar_one():
-            time.sleep(0.01)
+    terminate_backends(os.environ["TEST_DATABASE_URL"], pids)
     assert post_twilio(client, twilio_params("+15551230001", "where is my order?")).status_code == 200
     assert count(srv, Message, Message.direction == "in") == 1
     assert not srv.extras["spool"].pending()

@@ -33,7 +33,7 @@ from bot.core.registry import registry_of
 from bot.delivery.pacing import SendPacer
 from bot.delivery.recording import GroupCommit, by_id, messages_sent
 from db.models import Conversation, Message, OutboxAttempt, OutboxItem, utcnow
-from db.session import Database, add_row, rows_changed
+from db.session import Database, add_row, insert_statement, rows_changed
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def queue_message(session: Session, conversation: Conversation, message: Message
     # keeps the whole reply (its options are what a numbered answer refers to).
     parts = sms_encoding.split_reply(reply) if conversation.channel == "sms" else [reply]
     request_id = logs.current_request_id()
-    session.connection().execute(insert(OUTBOX), [  # no autoflush: the session's changes go at commit
+    session.connection().execute(insert_statement(OUTBOX), [  # no autoflush: the session's changes go at commit
         {"kind": "message", "lane": f"{conversation.channel}:{conversation.address}", "message_id": message.id,
          "channel": conversation.channel, "to_address": conversation.address,
          "payload": {**part.to_dict(), "request_id": request_id}}

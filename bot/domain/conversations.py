@@ -28,13 +28,13 @@ def get_or_create(session: Session, channel: str, address: str, *, role: str | N
     """The conversation for (channel, address), created if new (with `new_values`); safe under concurrent
     creation. `looked`: the caller has just looked for it, in this transaction, and found none. `lock`: hold
     its row until the transaction ends (an inbound message's turn)."""
-    where = {"channel": channel, "address": address}
-    conversation = None if looked else session.scalar(BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS, where)
+    where, query = {"channel": channel, "address": address}, BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS
+    conversation = None if looked else session.scalar(query, where)
     if conversation is None:
         conversation = insert_unless_exists(session, Conversation(
             channel=channel, address=address, state={}, role=role or "customer", **new_values), ("channel", "address"))
     if conversation is None:  # created by a concurrent delivery, committed since
-        conversation = session.scalar(BY_ADDRESS_FOR_TURN if lock else BY_ADDRESS, where)
+        conversation = session.scalar(query, where)
         if conversation is None:
             raise LookupError(f"no {channel} conversation after a duplicate-address insert")
     return conversation
