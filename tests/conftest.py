@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -255,3 +256,20 @@ def telegram_update(chat_id: int, text: str, *, update_id: int | None = None, la
 def post_telegram(client, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET):
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
     return client.post("/webhooks/telegram", json=update, headers=headers)
+
+
+def terminate_backends(url: str, pids: list[int]) -> None:
+    """End these server connections, and wait until they are gone (pg_terminate_backend only signals)."""
+    from db.session import Database
+
+    killer = Database(url, pool_size=1, max_overflow=0)
+    listed = ", ".join(map(str, pids))
+    try:
+        with killer.engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{listed}]) AS pid")
+            connection.commit()
+            while connection.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({listed})").scalar_one():
+                connection.commit()  # pg_stat_activity is read once per transaction
+                time.sleep(0.01)
+    finally:
+        killer.dispose()

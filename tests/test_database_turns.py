@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from db.migrate import upgrade
 from db.session import Database
+from tests.conftest import terminate_backends
 
 
 def lock_is_free(path: str) -> bool:
@@ -114,19 +115,6 @@ def test_reads_keep_the_prepared_statements_of_a_connection():
 def _backend_pid(database: Database) -> int:
     with database.engine.connect() as connection:
         return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-
-
-def terminate_backends(url: str, pids: list[int]) -> None:
-    """End these server connections, and wait until they are gone (pg_terminate_backend only signals)."""
-    killer = Database(url, pool_size=1, max_overflow=0)
-    listed = ", ".join(map(str, pids))
-    try:
-        with killer.engine.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{listed}]) AS pid")
-            while connection.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({listed})").scalar_one():
-                time.sleep(0.01)
-    finally:
-        killer.dispose()
 
 
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (CI sets it)")

@@ -12,8 +12,13 @@ from twilio.request_validator import RequestValidator
 
 from db.models import Conversation, Message, OutboxItem
 from db.session import Database
-from tests.conftest import TWILIO_TOKEN, post_twilio, twilio_params, twilio_signature
-from tests.test_database_turns import terminate_backends
+from tests.conftest import (
+    TWILIO_TOKEN,
+    post_twilio,
+    terminate_backends,
+    twilio_params,
+    twilio_signature,
+)
 
 
 def count(srv, model, *where):
